@@ -1,0 +1,54 @@
+//! Command-line parsing and the subcommands' entry points.
+
+mod data_args;
+mod eval_cmd;
+mod predict_cmd;
+mod train_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "voc",
+    version,
+    about = "Call-transcript classifier: train, evaluate, predict and serve multi-task models"
+)]
+pub struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "VOC_LOG_JSON")]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a new model version from a JSONL or CSV file; prints its folder last.
+    Train(Box<train_cmd::TrainArgs>),
+    /// Score a model version on a labeled file.
+    Eval(eval_cmd::EvalArgs),
+    /// Classify texts from stdin, one per line, one JSON object per line out.
+    Predict(predict_cmd::PredictArgs),
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(args) => train_cmd::run(*args),
+        Command::Eval(args) => eval_cmd::run(args),
+        Command::Predict(args) => predict_cmd::run(args),
+    }
+}

@@ -1,0 +1,232 @@
+//! `voc train`: data and config in, a new model version folder out (its path is the last
+//! line on stdout).
+
+use super::data_args::DataArgs;
+use crate::config::{EncoderKind, TrainConfig};
+use crate::data::detect_tasks;
+use crate::model::parse_device;
+use crate::train::{train, Progress, TrainHooks, TrainRequest};
+use anyhow::Context;
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Training data (JSONL or CSV). Rows without labels feed the association loss.
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Validation data; default: a share of the labeled training rows is held out.
+    #[arg(long)]
+    pub valid: Option<PathBuf>,
+    /// TOML config with every hyperparameter; the flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Model store folder; the new version is written under it.
+    #[arg(long, env = "VOC_STORE", default_value = "model_store")]
+    pub store: PathBuf,
+    /// Keep labels only on the ids listed in this file (one per line); every other
+    /// training row is used as unlabeled text.
+    #[arg(long)]
+    pub label_ids: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, value_enum)]
+    pub encoder: Option<EncoderKind>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub min_steps: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    #[arg(long)]
+    pub patience: Option<usize>,
+    #[arg(long)]
+    pub vocab_size: Option<usize>,
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// Task whose validation macro-F1 drives early stopping and whose labels the
+    /// association loss uses (default: sentiment, else the first task).
+    #[arg(long)]
+    pub target_task: Option<String>,
+    /// Train without the walker and visit losses.
+    #[arg(long)]
+    pub no_association: bool,
+    #[arg(long)]
+    pub association_start_step: Option<usize>,
+    #[arg(long)]
+    pub walker_weight: Option<f64>,
+    #[arg(long)]
+    pub visit_weight: Option<f64>,
+    #[arg(long)]
+    pub unlabeled_batch_size: Option<usize>,
+    /// libtorch threads (0: libtorch's default).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the effective config as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl TrainArgs {
+    fn effective_config(&self) -> anyhow::Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => TrainConfig::from_file(path)?,
+            None => TrainConfig::default(),
+        };
+        let t = &mut c.training;
+        set(&mut t.seed, self.seed);
+        set(&mut t.max_epochs, self.epochs);
+        set(&mut t.min_steps, self.min_steps);
+        set(&mut t.batch_size, self.batch_size);
+        set(&mut t.learning_rate, self.learning_rate);
+        set(&mut t.patience, self.patience);
+        set(&mut t.threads, self.threads);
+        let m = &mut c.model;
+        set(&mut m.encoder, self.encoder);
+        set(&mut m.vocab_size, self.vocab_size);
+        set(&mut m.max_len, self.max_len);
+        set(&mut m.dropout, self.dropout);
+        let a = &mut c.association;
+        set(&mut a.target_task, self.target_task.clone());
+        set(&mut a.start_step, self.association_start_step);
+        set(&mut a.walker_weight, self.walker_weight);
+        set(&mut a.visit_weight, self.visit_weight);
+        set(&mut a.unlabeled_batch_size, self.unlabeled_batch_size);
+        if self.no_association {
+            a.enabled = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let config = args.effective_config()?;
+    if args.print_config {
+        print!("{}", toml::to_string_pretty(&config)?);
+        return Ok(());
+    }
+    let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
+    let mut train_data = args.data.read(&args.train)?;
+    if let Some(path) = &args.label_ids {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --label-ids {}", path.display()))?;
+        let keep: HashSet<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        for e in &mut train_data.examples {
+            if !keep.contains(e.id.as_str()) {
+                e.labels.clear();
+            }
+        }
+    }
+    let (tasks, notes) =
+        detect_tasks(&train_data, args.data.tasks.as_deref()).map_err(anyhow::Error::msg)?;
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+    train_data.retain_tasks(&names);
+    let valid_data = match &args.valid {
+        Some(path) => {
+            let mut v = args.data.read(path)?;
+            v.retain_tasks(&names);
+            Some(v)
+        }
+        None => None,
+    };
+    eprintln!(
+        "training on {} rows ({}), tasks: {}",
+        train_data.examples.len(),
+        tasks
+            .iter()
+            .map(|t| format!("{} labeled {}", t.name, train_data.count_labeled(&t.name)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        tasks
+            .iter()
+            .map(|t| format!("{} ({} classes)", t.name, t.labels.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg}")
+            .expect("progress template"),
+    );
+    let mut report =
+        |p: &Progress| {
+            bar.set_length(p.planned_steps as u64);
+            bar.set_position(p.step as u64);
+            let line =
+                format!(
+            "epoch {} step {} loss {:.4} valid macro-F1 {:.4} (best {:.4}) {:.0} examples/s{}",
+            p.epoch,
+            p.step,
+            p.loss,
+            p.valid_score.unwrap_or(f64::NAN),
+            p.best_score,
+            p.examples_per_second,
+            if p.association_on { " [association on]" } else { "" }
+        );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(&line);
+                bar.set_message(format!(
+                    "loss {:.4} F1 {:.4}",
+                    p.loss,
+                    p.valid_score.unwrap_or(0.0)
+                ));
+            }
+        };
+    let summary = train(
+        TrainRequest {
+            train: &train_data,
+            valid: valid_data.as_ref(),
+            tasks,
+            config,
+            device,
+            store: args.store.clone(),
+        },
+        TrainHooks {
+            cancel: None,
+            on_progress: Some(&mut report),
+        },
+    )?;
+    bar.finish_and_clear();
+    eprintln!(
+        "done: {} steps, {} epochs, {:.1}s, {:.0} examples/s, stopped by {}, best step {}",
+        summary.steps,
+        summary.epochs,
+        summary.wall_seconds,
+        summary.examples_per_second,
+        summary.stop_reason,
+        summary.best_step
+    );
+    for (task, m) in &summary.validation.tasks {
+        eprintln!(
+            "validation {task}: macro-F1 {:.4} accuracy {:.4} ECE {:.4} (n={})",
+            m.macro_f1, m.accuracy, m.ece, m.n
+        );
+    }
+    println!("{}", summary.version_dir.display());
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Every hyperparameter of a training run, read from TOML and overridable by flags.
+//!
+//! The effective config is saved with each model version (`model.json`), so a version
+//! can always say how it was made.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Which shared encoder sits under the task heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// Several convolution widths over the embeddings, each max-pooled over time.
+    Cnn,
+    /// A bidirectional LSTM, max- and mean-pooled over the real tokens.
+    Lstm,
+    /// Both of the above over the same embeddings, their pooled features concatenated.
+    CnnLstm,
+}
+
+/// The model's shape: tokenizer, encoder and heads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub encoder: EncoderKind,
+    /// Subword vocabulary size the tokenizer learns from the training text.
+    pub vocab_size: usize,
+    /// Texts longer than this many tokens are truncated for the model (never rejected).
+    pub max_len: usize,
+    pub embedding_dim: i64,
+    /// Convolution widths (in tokens) for the CNN encoder.
+    pub cnn_widths: Vec<i64>,
+    /// Filters per convolution width.
+    pub cnn_filters: i64,
+    /// Hidden size of each LSTM direction.
+    pub lstm_hidden: i64,
+    /// Dropout on the embeddings and on the pooled features, training only.
+    pub dropout: f64,
+    /// Size of the association embedding (the space the walker and visit losses shape).
+    pub assoc_dim: i64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            encoder: EncoderKind::Cnn,
+            vocab_size: 8000,
+            max_len: 128,
+            embedding_dim: 128,
+            cnn_widths: vec![2, 3, 4, 5],
+            cnn_filters: 100,
+            lstm_hidden: 128,
+            dropout: 0.5,
+            assoc_dim: 128,
+        }
+    }
+}
+
+/// The association ("learning by association") loss between labeled and unlabeled rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssociationConfig {
+    /// Whether to use the walker and visit losses at all.
+    pub enabled: bool,
+    /// The task whose labels define "same class" for the walker (default `sentiment`).
+    pub target_task: String,
+    /// Weight of the walker loss once ramped up.
+    pub walker_weight: f64,
+    /// Weight of the visit loss.
+    pub visit_weight: f64,
+    /// Supervised steps before the association losses switch on.
+    pub start_step: usize,
+    /// Steps over which the walker weight ramps linearly from 0 to `walker_weight`.
+    pub ramp_steps: usize,
+    /// Unlabeled rows drawn per step.
+    pub unlabeled_batch_size: usize,
+}
+
+impl Default for AssociationConfig {
+    fn default() -> Self {
+        AssociationConfig {
+            enabled: true,
+            target_task: "sentiment".to_string(),
+            walker_weight: 1.0,
+            visit_weight: 0.25,
+            start_step: 500,
+            ramp_steps: 200,
+            unlabeled_batch_size: 256,
+        }
+    }
+}
+
+/// The optimisation loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    pub seed: u64,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Gradients are clipped to this global L2 norm.
+    pub grad_clip: f64,
+    pub max_epochs: usize,
+    /// At least this many optimiser steps, however small the labeled set (epochs repeat).
+    pub min_steps: usize,
+    /// Stop after this many evaluations without a better validation macro-F1.
+    pub patience: usize,
+    /// Evaluate on the validation set every this many steps (0: once per epoch).
+    pub eval_every: usize,
+    /// Weight classes by inverse frequency in the cross-entropy.
+    pub class_weights: bool,
+    /// Per-task loss weights; a task not listed weighs 1.
+    pub task_weights: std::collections::BTreeMap<String, f64>,
+    /// Share of labeled rows held out for validation when no `--valid` file is given.
+    pub valid_fraction: f64,
+    /// libtorch intra-op threads (0: libtorch's default).
+    pub threads: usize,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            seed: 13,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            grad_clip: 5.0,
+            max_epochs: 30,
+            min_steps: 0,
+            patience: 4,
+            eval_every: 0,
+            class_weights: true,
+            task_weights: Default::default(),
+            valid_fraction: 0.1,
+            threads: 0,
+        }
+    }
+}
+
+/// Everything a training run needs besides its data.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    pub training: TrainingConfig,
+    pub association: AssociationConfig,
+}
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl TrainConfig {
+    /// Reads a TOML config; every key is optional and unknown keys are refused.
+    pub fn from_file(path: &Path) -> Result<TrainConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config: TrainConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks the values that would otherwise fail deep inside training.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: &str| Err(ConfigError::Invalid(msg.to_string()));
+        let m = &self.model;
+        if m.vocab_size < 100 {
+            return bad("model.vocab_size must be at least 100");
+        }
+        if m.max_len == 0 {
+            return bad("model.max_len must be positive");
+        }
+        if m.embedding_dim <= 0 || m.assoc_dim <= 0 || m.cnn_filters <= 0 || m.lstm_hidden <= 0 {
+            return bad("model sizes must be positive");
+        }
+        if m.cnn_widths.is_empty() || m.cnn_widths.iter().any(|w| *w <= 0) {
+            return bad("model.cnn_widths must list positive widths");
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return bad("model.dropout must be in [0, 1)");
+        }
+        let t = &self.training;
+        if t.batch_size == 0 || t.learning_rate <= 0.0 || t.grad_clip <= 0.0 {
+            return bad("training.batch_size, learning_rate and grad_clip must be positive");
+        }
+        if !(0.0..0.9).contains(&t.valid_fraction) {
+            return bad("training.valid_fraction must be in [0, 0.9)");
+        }
+        if self.association.enabled && self.association.unlabeled_batch_size == 0 {
+            return bad("association.unlabeled_batch_size must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_toml_keeps_defaults_for_missing_keys() {
+        let c: TrainConfig = toml::from_str("[model]\nencoder = \"lstm\"\n").unwrap();
+        assert_eq!(c.model.encoder, EncoderKind::Lstm);
+        assert_eq!(c.training, TrainingConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        assert!(toml::from_str::<TrainConfig>("[model]\nencodr = \"lstm\"\n").is_err());
+    }
+}

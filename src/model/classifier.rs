@@ -1,0 +1,174 @@
+//! Inference with a loaded model version: texts in, per-task labels and probabilities out.
+//!
+//! A `Classifier` holds tch tensors, which are `Send` but not `Sync`: give it one owning
+//! thread and send it work (see the service's inference worker).
+
+use super::encoder::TokenBatch;
+use super::manifest::ModelManifest;
+use super::network::MultiTaskNet;
+use super::version_dir::{load_version, LoadedVersion, ModelError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// Texts are scored in chunks of at most this many rows.
+const CHUNK: usize = 256;
+
+/// One task's answer for one text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskPrediction {
+    pub label: String,
+    pub confidence: f32,
+    /// Every class of the task with its probability.
+    pub probabilities: BTreeMap<String, f32>,
+}
+
+/// Every task's answer for one text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub tasks: BTreeMap<String, TaskPrediction>,
+}
+
+pub struct Classifier {
+    version: LoadedVersion,
+    device: Device,
+}
+
+impl Classifier {
+    /// Loads and checks the version in `dir` (see [`load_version`]).
+    pub fn load(dir: &Path, device: Device) -> Result<Classifier, ModelError> {
+        Ok(Classifier {
+            version: load_version(dir, device)?,
+            device,
+        })
+    }
+
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.version.manifest
+    }
+
+    /// The validation metrics saved with the version.
+    pub fn metrics(&self) -> &serde_json::Value {
+        &self.version.metrics
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.version.dir
+    }
+
+    /// Token ids of each text, truncated to the model's maximum length.
+    pub fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<i64>>, ModelError> {
+        texts
+            .iter()
+            .map(|t| self.version.tokenizer.encode(t).map_err(ModelError::from))
+            .collect()
+    }
+
+    /// Rows with their labels turned into class ids of this model's tasks.
+    pub fn encode_rows(
+        &self,
+        examples: &[&crate::data::Example],
+    ) -> Result<crate::train::encoded::EncodedRows, ModelError> {
+        Ok(crate::train::encoded::EncodedRows::encode(
+            examples,
+            &self.version.tokenizer,
+            &self.version.manifest.tasks,
+        )?)
+    }
+
+    pub fn net(&self) -> &MultiTaskNet {
+        &self.version.net
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Per-task `[texts, classes]` probabilities.
+    pub fn probabilities(&self, texts: &[&str]) -> Result<Vec<Tensor>, ModelError> {
+        let rows = self.encode(texts)?;
+        Ok(probabilities(&self.version.net, &rows, self.device))
+    }
+
+    /// Labels, confidences and probabilities for each text, in input order.
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>, ModelError> {
+        let probs = self.probabilities(texts)?;
+        let tasks = &self.version.manifest.tasks;
+        let per_task: Vec<Vec<Vec<f32>>> = probs
+            .iter()
+            .map(|p| {
+                let classes = p.size()[1] as usize;
+                let flat: Vec<f32> = Vec::<f32>::try_from(p.flatten(0, -1)).unwrap_or_default();
+                flat.chunks(classes.max(1)).map(|c| c.to_vec()).collect()
+            })
+            .collect();
+        Ok((0..texts.len())
+            .map(|i| Prediction {
+                tasks: tasks
+                    .iter()
+                    .zip(&per_task)
+                    .map(|(task, rows)| {
+                        let row = &rows[i];
+                        let (best, confidence) =
+                            row.iter().enumerate().fold((0, f32::MIN), |acc, (j, &p)| {
+                                if p > acc.1 {
+                                    (j, p)
+                                } else {
+                                    acc
+                                }
+                            });
+                        let prediction = TaskPrediction {
+                            label: task.labels[best].clone(),
+                            confidence,
+                            probabilities: task
+                                .labels
+                                .iter()
+                                .cloned()
+                                .zip(row.iter().copied())
+                                .collect(),
+                        };
+                        (task.name.clone(), prediction)
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+/// Scores tokenized rows with `net` in inference mode; per-task `[rows, classes]`
+/// probabilities on the CPU, in input order. Rows are grouped by length for speed;
+/// padding does not change any row's result.
+pub fn probabilities(net: &MultiTaskNet, rows: &[Vec<i64>], device: Device) -> Vec<Tensor> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].len());
+    let mut chunks: Vec<Vec<Tensor>> = Vec::new();
+    tch::no_grad(|| {
+        for idx in order.chunks(CHUNK) {
+            let batch_rows: Vec<&[i64]> = idx.iter().map(|&i| rows[i].as_slice()).collect();
+            let batch = TokenBatch::new(&batch_rows, device);
+            let out = net.forward_t(&batch, false);
+            chunks.push(
+                out.logits
+                    .iter()
+                    .map(|l| l.softmax(-1, Kind::Float).to_device(Device::Cpu))
+                    .collect(),
+            );
+        }
+    });
+    let n_tasks = chunks.first().map(|c| c.len()).unwrap_or(0);
+    let inverse: Vec<i64> = {
+        let mut inv = vec![0i64; rows.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            inv[i] = pos as i64;
+        }
+        inv
+    };
+    let inverse = Tensor::from_slice(&inverse);
+    (0..n_tasks)
+        .map(|t| {
+            let parts: Vec<&Tensor> = chunks.iter().map(|c| &c[t]).collect();
+            Tensor::cat(&parts, 0).index_select(0, &inverse)
+        })
+        .collect()
+}

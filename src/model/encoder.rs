@@ -1,0 +1,196 @@
+//! The shared text encoder: token ids in, one feature vector per text out.
+//!
+//! Padding never changes a text's features: padded embeddings are zeroed, convolution
+//! outputs that only a longer text would have are masked before pooling, and the
+//! backward LSTM reads each text reversed within its own length. So a text gets the same
+//! features alone as in any batch.
+
+use crate::config::{EncoderKind, ModelConfig};
+use tch::nn::{self, Module, RNN};
+use tch::{Kind, Tensor};
+
+/// Token ids `[batch, time]` (padded with 0) and each row's real length `[batch]`.
+pub struct TokenBatch {
+    pub ids: Tensor,
+    pub lengths: Tensor,
+}
+
+impl TokenBatch {
+    /// Pads `rows` to the longest one, on `device`.
+    pub fn new(rows: &[&[i64]], device: tch::Device) -> TokenBatch {
+        let width = rows.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
+        let mut flat = vec![super::tokenizer::PAD_ID; rows.len() * width];
+        for (i, row) in rows.iter().enumerate() {
+            flat[i * width..i * width + row.len()].copy_from_slice(row);
+        }
+        let lengths: Vec<i64> = rows.iter().map(|r| r.len().max(1) as i64).collect();
+        TokenBatch {
+            ids: Tensor::from_slice(&flat)
+                .view([rows.len() as i64, width as i64])
+                .to_device(device),
+            lengths: Tensor::from_slice(&lengths).to_device(device),
+        }
+    }
+
+    /// `[batch, time]` true where a position holds a real token.
+    fn mask(&self) -> Tensor {
+        let time = self.ids.size()[1];
+        Tensor::arange(time, (Kind::Int64, self.ids.device()))
+            .unsqueeze(0)
+            .lt_tensor(&self.lengths.unsqueeze(1))
+    }
+}
+
+struct Cnn {
+    convs: Vec<(i64, nn::Conv1D)>,
+}
+
+struct BiLstm {
+    forward: nn::LSTM,
+    backward: nn::LSTM,
+}
+
+/// Embedding plus the configured CNN and/or BiLSTM branch.
+pub struct Encoder {
+    embedding: nn::Embedding,
+    cnn: Option<Cnn>,
+    lstm: Option<BiLstm>,
+    dropout: f64,
+    output_dim: i64,
+}
+
+impl Encoder {
+    pub fn new(vs: &nn::Path, config: &ModelConfig, vocab_size: i64) -> Encoder {
+        let embedding = nn::embedding(
+            vs / "embedding",
+            vocab_size,
+            config.embedding_dim,
+            Default::default(),
+        );
+        let use_cnn = matches!(config.encoder, EncoderKind::Cnn | EncoderKind::CnnLstm);
+        let use_lstm = matches!(config.encoder, EncoderKind::Lstm | EncoderKind::CnnLstm);
+        let mut output_dim = 0;
+        let cnn = use_cnn.then(|| {
+            let convs = config
+                .cnn_widths
+                .iter()
+                .map(|&w| {
+                    let conv_config = nn::ConvConfig {
+                        padding: w - 1,
+                        ..Default::default()
+                    };
+                    let conv = nn::conv1d(
+                        vs / format!("conv{w}"),
+                        config.embedding_dim,
+                        config.cnn_filters,
+                        w,
+                        conv_config,
+                    );
+                    (w, conv)
+                })
+                .collect::<Vec<_>>();
+            output_dim += config.cnn_filters * convs.len() as i64;
+            Cnn { convs }
+        });
+        let lstm = use_lstm.then(|| {
+            let rnn_config = nn::RNNConfig {
+                batch_first: true,
+                ..Default::default()
+            };
+            output_dim += 4 * config.lstm_hidden;
+            BiLstm {
+                forward: nn::lstm(
+                    vs / "lstm_forward",
+                    config.embedding_dim,
+                    config.lstm_hidden,
+                    rnn_config,
+                ),
+                backward: nn::lstm(
+                    vs / "lstm_backward",
+                    config.embedding_dim,
+                    config.lstm_hidden,
+                    rnn_config,
+                ),
+            }
+        });
+        Encoder {
+            embedding,
+            cnn,
+            lstm,
+            dropout: config.dropout,
+            output_dim,
+        }
+    }
+
+    /// Width of the feature vector [`Encoder::forward_t`] returns.
+    pub fn output_dim(&self) -> i64 {
+        self.output_dim
+    }
+
+    /// `[batch, output_dim]` features; dropout only when `train`.
+    pub fn forward_t(&self, batch: &TokenBatch, train: bool) -> Tensor {
+        let mask = batch.mask();
+        let embedded = self.embedding.forward(&batch.ids) * mask.unsqueeze(-1);
+        let embedded = embedded.dropout(self.dropout, train);
+        let mut parts = Vec::new();
+        if let Some(cnn) = &self.cnn {
+            parts.push(cnn.forward(&embedded, &batch.lengths));
+        }
+        if let Some(lstm) = &self.lstm {
+            parts.push(lstm.forward(&embedded, &batch.lengths, &mask));
+        }
+        Tensor::cat(&parts, 1)
+    }
+}
+
+impl Cnn {
+    fn forward(&self, embedded: &Tensor, lengths: &Tensor) -> Tensor {
+        let x = embedded.transpose(1, 2);
+        let pooled: Vec<Tensor> = self
+            .convs
+            .iter()
+            .map(|(w, conv)| {
+                let out = conv.forward(&x).relu();
+                // With padding w-1 a text of length L has L+w-1 output positions.
+                let positions = out.size()[2];
+                let valid = Tensor::arange(positions, (Kind::Int64, out.device()))
+                    .unsqueeze(0)
+                    .lt_tensor(&(lengths + (*w - 1)).unsqueeze(1));
+                // ReLU outputs are >= 0, so zeroing the extra positions leaves the max as is.
+                (out * valid.unsqueeze(1)).amax([2].as_slice(), false)
+            })
+            .collect();
+        Tensor::cat(&pooled, 1)
+    }
+}
+
+impl BiLstm {
+    fn forward(&self, embedded: &Tensor, lengths: &Tensor, mask: &Tensor) -> Tensor {
+        let (forward_out, _) = self.forward.seq(embedded);
+        let reverse = reverse_index(lengths, embedded.size()[1]);
+        let gather_index = reverse.unsqueeze(-1).expand_as(embedded);
+        let reversed = embedded.gather(1, &gather_index, false);
+        let (backward_rev, _) = self.backward.seq(&reversed);
+        let hidden_index = reverse.unsqueeze(-1).expand_as(&backward_rev);
+        let backward_out = backward_rev.gather(1, &hidden_index, false);
+        let out = Tensor::cat(&[forward_out, backward_out], 2);
+        let mask3 = mask.unsqueeze(-1);
+        let max = out
+            .masked_fill(&mask3.logical_not(), -1e4)
+            .amax([1].as_slice(), false);
+        let mean = (&out * &mask3).sum_dim_intlist([1].as_slice(), false, Kind::Float)
+            / lengths.unsqueeze(1).to_kind(Kind::Float);
+        Tensor::cat(&[max, mean], 1)
+    }
+}
+
+/// For each row, positions `0..len` map to `len-1..0` and padding maps to itself.
+fn reverse_index(lengths: &Tensor, time: i64) -> Tensor {
+    let positions = Tensor::arange(time, (Kind::Int64, lengths.device())).unsqueeze(0);
+    let lengths = lengths.unsqueeze(1);
+    let reversed = &lengths - 1 - &positions;
+    reversed.where_self(
+        &positions.lt_tensor(&lengths),
+        &positions.expand_as(&reversed),
+    )
+}

@@ -1,0 +1,123 @@
+//! Subword tokenization learned from the training text, saved as a Hugging Face
+//! `tokenizer.json` so Python's `tokenizers` loads the very same vocabulary.
+//!
+//! NFKC normalization and lower-casing, BERT-style splitting on whitespace and punctuation,
+//! then WordPiece. NFKC keeps Hangul syllables composed, so Korean words split into
+//! syllable-level subwords without any morphological analyser.
+
+use std::path::Path;
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::normalizers::{unicode::NFKC, utils::Sequence, Lowercase, NormalizerWrapper};
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::{AddedToken, Tokenizer};
+
+pub const PAD: &str = "[PAD]";
+pub const UNK: &str = "[UNK]";
+/// The id of [`PAD`]; the trainer puts special tokens first.
+pub const PAD_ID: i64 = 0;
+
+/// Why tokenization failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error("tokenizer: {0}")]
+    Tokenizers(String),
+    #[error("tokenizer file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+fn tk_err(e: impl std::fmt::Display) -> TokenizerError {
+    TokenizerError::Tokenizers(e.to_string())
+}
+
+/// A trained subword tokenizer plus the model's maximum sequence length.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    max_len: usize,
+    unk_id: i64,
+}
+
+impl TextTokenizer {
+    /// Learns a vocabulary of at most `vocab_size` subwords from `texts`.
+    pub fn train<'a>(
+        texts: impl Iterator<Item = &'a str> + Send,
+        vocab_size: usize,
+        max_len: usize,
+    ) -> Result<TextTokenizer, TokenizerError> {
+        let mut trainer: TrainerWrapper = WordPieceTrainerBuilder::new()
+            .vocab_size(vocab_size)
+            .min_frequency(2)
+            .show_progress(false)
+            .special_tokens(vec![
+                AddedToken::from(PAD, true),
+                AddedToken::from(UNK, true),
+            ])
+            .build()
+            .into();
+        let normalizer: NormalizerWrapper =
+            Sequence::new(vec![NFKC.into(), Lowercase.into()]).into();
+        let mut inner = Tokenizer::new(WordPiece::default());
+        inner.with_normalizer(Some(normalizer));
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.train(&mut trainer, texts).map_err(tk_err)?;
+        TextTokenizer::from_tokenizer(inner, max_len)
+    }
+
+    /// Loads a `tokenizer.json` written by [`TextTokenizer::save`].
+    pub fn load(path: &Path, max_len: usize) -> Result<TextTokenizer, TokenizerError> {
+        let inner = Tokenizer::from_file(path).map_err(|e| TokenizerError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        TextTokenizer::from_tokenizer(inner, max_len)
+    }
+
+    fn from_tokenizer(inner: Tokenizer, max_len: usize) -> Result<TextTokenizer, TokenizerError> {
+        let pad = inner.token_to_id(PAD);
+        let unk = inner.token_to_id(UNK);
+        match (pad, unk) {
+            (Some(0), Some(unk)) => Ok(TextTokenizer {
+                inner,
+                max_len: max_len.max(1),
+                unk_id: unk as i64,
+            }),
+            _ => Err(TokenizerError::Tokenizers(format!(
+                "vocabulary must hold {PAD} at id 0 and {UNK}"
+            ))),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {
+        self.inner.save(path, false).map_err(tk_err)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Token ids of `text`, truncated to `max_len`; never empty (an untokenizable text
+    /// becomes a single unknown token).
+    pub fn encode(&self, text: &str) -> Result<Vec<i64>, TokenizerError> {
+        let encoding = self.inner.encode(text, false).map_err(tk_err)?;
+        let mut ids: Vec<i64> = encoding
+            .get_ids()
+            .iter()
+            .take(self.max_len)
+            .map(|&i| i as i64)
+            .collect();
+        if ids.is_empty() {
+            ids.push(self.unk_id);
+        }
+        Ok(ids)
+    }
+
+    /// Subword strings of `text` (for inspection and tests).
+    pub fn tokens(&self, text: &str) -> Result<Vec<String>, TokenizerError> {
+        let encoding = self.inner.encode(text, false).map_err(tk_err)?;
+        Ok(encoding.get_tokens().to_vec())
+    }
+}

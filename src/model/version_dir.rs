@@ -1,0 +1,286 @@
+//! One model version on disk: `model_store/<version>/` with `weights.safetensors`,
+//! `tokenizer.json`, `model.json` and `metrics.json`.
+//!
+//! A version is written into a hidden temporary folder and renamed into place, so a crash
+//! never leaves half a version; loading checks every file against the checksums in
+//! `model.json` and refuses a missing, corrupted or incompatible one with a clear message.
+
+use super::manifest::{ModelManifest, MANIFEST_FORMAT};
+use super::network::MultiTaskNet;
+use super::tokenizer::TextTokenizer;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::nn;
+
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const MANIFEST_FILE: &str = "model.json";
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// Why a model version could not be saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model version {dir}: {file} is missing")]
+    Missing { dir: String, file: String },
+    #[error("model version {dir}: {file} is corrupted ({reason})")]
+    Corrupted {
+        dir: String,
+        file: String,
+        reason: String,
+    },
+    #[error("model version {dir} is incompatible: {reason}")]
+    Incompatible { dir: String, reason: String },
+    #[error("model store {dir}: {reason}")]
+    Store { dir: String, reason: String },
+    #[error("model input: {0}")]
+    Input(String),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Tokenizer(#[from] super::tokenizer::TokenizerError),
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    Ok(hex::encode(Sha256::digest(std::fs::read(path)?)))
+}
+
+/// What a new version folder is made of.
+pub struct NewVersion<'a> {
+    pub manifest: ModelManifest,
+    pub vs: &'a nn::VarStore,
+    pub tokenizer: &'a TextTokenizer,
+    pub metrics: &'a serde_json::Value,
+}
+
+/// A fresh, sortable version name: UTC time plus a random suffix.
+pub fn new_version_name() -> String {
+    let suffix: u16 = rand::random();
+    format!(
+        "{}-{suffix:04x}",
+        chrono::Utc::now().format("v%Y%m%d-%H%M%S")
+    )
+}
+
+/// Writes `version` under `store` atomically and returns the final folder.
+pub fn save_version(store: &Path, mut version: NewVersion) -> Result<PathBuf, ModelError> {
+    let store_err = |reason: String| ModelError::Store {
+        dir: store.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(store).map_err(|e| store_err(format!("cannot create: {e}")))?;
+    let name = version.manifest.version.clone();
+    let final_dir = store.join(&name);
+    if final_dir.exists() {
+        return Err(store_err(format!("version {name} already exists")));
+    }
+    let tmp = store.join(format!(".tmp-{name}"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| store_err(format!("cannot create: {e}")))?;
+    let result = (|| -> Result<(), ModelError> {
+        let io = |e: std::io::Error| store_err(format!("cannot write version {name}: {e}"));
+        let mut named: Vec<(String, tch::Tensor)> = version.vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let tensors: Vec<(String, tch::Tensor)> = named
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(tch::Device::Cpu)))
+            .collect();
+        tch::Tensor::write_safetensors(&tensors, tmp.join(WEIGHTS_FILE))?;
+        version.tokenizer.save(&tmp.join(TOKENIZER_FILE))?;
+        let metrics = serde_json::to_vec_pretty(version.metrics).expect("metrics serialize");
+        std::fs::write(tmp.join(METRICS_FILE), metrics).map_err(io)?;
+        let mut files = BTreeMap::new();
+        for file in [WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE] {
+            files.insert(file.to_string(), sha256_file(&tmp.join(file)).map_err(io)?);
+        }
+        version.manifest.files = files;
+        let manifest = serde_json::to_vec_pretty(&version.manifest).expect("manifest serialize");
+        std::fs::write(tmp.join(MANIFEST_FILE), manifest).map_err(io)?;
+        sync_dir(&tmp);
+        std::fs::rename(&tmp, &final_dir).map_err(io)?;
+        sync_dir(store);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result.map(|_| final_dir)
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if let Ok(f) = std::fs::File::open(entry.path()) {
+                let _ = f.sync_all();
+            }
+        }
+    }
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// A version read back from disk, checked, with its network built and weights loaded.
+pub struct LoadedVersion {
+    pub dir: PathBuf,
+    pub manifest: ModelManifest,
+    pub tokenizer: TextTokenizer,
+    pub vs: nn::VarStore,
+    pub net: MultiTaskNet,
+    pub metrics: serde_json::Value,
+}
+
+/// Reads and checks `model.json` only (cheap: for listings).
+pub fn read_manifest(dir: &Path) -> Result<ModelManifest, ModelError> {
+    let d = dir.display().to_string();
+    let path = dir.join(MANIFEST_FILE);
+    if !dir.is_dir() {
+        return Err(ModelError::Store {
+            dir: d,
+            reason: "no such model version folder".into(),
+        });
+    }
+    let bytes = std::fs::read(&path).map_err(|_| ModelError::Missing {
+        dir: d.clone(),
+        file: MANIFEST_FILE.into(),
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ModelError::Corrupted {
+            dir: d.clone(),
+            file: MANIFEST_FILE.into(),
+            reason: e.to_string(),
+        })?;
+    let format = value.get("format").and_then(|f| f.as_u64());
+    if format != Some(MANIFEST_FORMAT as u64) {
+        return Err(ModelError::Incompatible {
+            dir: d,
+            reason: format!("manifest format {format:?}, this build reads {MANIFEST_FORMAT}"),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| ModelError::Incompatible {
+        dir: d,
+        reason: format!("{MANIFEST_FILE}: {e}"),
+    })
+}
+
+/// Loads a version onto `device`, checking every file.
+pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, ModelError> {
+    let d = dir.display().to_string();
+    let manifest = read_manifest(dir)?;
+    for file in [WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE] {
+        let path = dir.join(file);
+        if !path.is_file() {
+            return Err(ModelError::Missing {
+                dir: d.clone(),
+                file: file.into(),
+            });
+        }
+        let expected = manifest
+            .files
+            .get(file)
+            .ok_or_else(|| ModelError::Incompatible {
+                dir: d.clone(),
+                reason: format!("{MANIFEST_FILE} has no checksum for {file}"),
+            })?;
+        let actual = sha256_file(&path).map_err(|e| ModelError::Corrupted {
+            dir: d.clone(),
+            file: file.into(),
+            reason: e.to_string(),
+        })?;
+        if &actual != expected {
+            return Err(ModelError::Corrupted {
+                dir: d.clone(),
+                file: file.into(),
+                reason: "checksum does not match model.json".into(),
+            });
+        }
+    }
+    let tokenizer = TextTokenizer::load(&dir.join(TOKENIZER_FILE), manifest.config.model.max_len)?;
+    if tokenizer.vocab_size() as i64 != manifest.vocab_size {
+        return Err(ModelError::Incompatible {
+            dir: d,
+            reason: format!(
+                "tokenizer has {} tokens, model.json says {}",
+                tokenizer.vocab_size(),
+                manifest.vocab_size
+            ),
+        });
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(METRICS_FILE)).map_err(|e| {
+            ModelError::Corrupted {
+                dir: d.clone(),
+                file: METRICS_FILE.into(),
+                reason: e.to_string(),
+            }
+        })?)
+        .map_err(|e| ModelError::Corrupted {
+            dir: d.clone(),
+            file: METRICS_FILE.into(),
+            reason: e.to_string(),
+        })?;
+    let mut vs = nn::VarStore::new(device);
+    let net = MultiTaskNet::new(
+        &vs.root(),
+        &manifest.config.model,
+        manifest.vocab_size,
+        &manifest.tasks,
+        &manifest.target_task,
+    );
+    load_weights(&mut vs, &dir.join(WEIGHTS_FILE))
+        .map_err(|reason| ModelError::Incompatible { dir: d, reason })?;
+    vs.freeze();
+    Ok(LoadedVersion {
+        dir: dir.to_path_buf(),
+        manifest,
+        tokenizer,
+        vs,
+        net,
+        metrics,
+    })
+}
+
+/// Copies every tensor of a safetensors file into the same-named variable of `vs`,
+/// requiring the names and shapes to match exactly.
+fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), String> {
+    let saved: BTreeMap<String, tch::Tensor> = tch::Tensor::read_safetensors(path)
+        .map_err(|e| format!("{WEIGHTS_FILE}: {e}"))?
+        .into_iter()
+        .collect();
+    let variables = vs.variables();
+    for (name, var) in &variables {
+        let src = saved
+            .get(name)
+            .ok_or_else(|| format!("{WEIGHTS_FILE} has no tensor '{name}'"))?;
+        if src.size() != var.size() {
+            return Err(format!(
+                "tensor '{name}' has shape {:?}, the architecture needs {:?}",
+                src.size(),
+                var.size()
+            ));
+        }
+        tch::no_grad(|| var.shallow_clone().copy_(src));
+    }
+    if let Some(extra) = saved.keys().find(|k| !variables.contains_key(*k)) {
+        return Err(format!("{WEIGHTS_FILE} has an unexpected tensor '{extra}'"));
+    }
+    Ok(())
+}
+
+/// Version folders under `store`, oldest first (names sort by creation time).
+pub fn list_versions(store: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(store)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join(MANIFEST_FILE).is_file())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
