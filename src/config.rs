@@ -104,7 +104,8 @@ pub struct TrainingConfig {
     pub min_steps: usize,
     /// Stop after this many evaluations without a better validation macro-F1.
     pub patience: usize,
-    /// Evaluate on the validation set every this many steps (0: once per epoch).
+    /// Evaluate on the validation set every this many steps (0: once per epoch, but
+    /// no more often than every 100 steps when epochs are short).
     pub eval_every: usize,
     /// Weight classes by inverse frequency in the cross-entropy.
     pub class_weights: bool,
@@ -112,7 +113,8 @@ pub struct TrainingConfig {
     pub task_weights: std::collections::BTreeMap<String, f64>,
     /// Share of labeled rows held out for validation when no `--valid` file is given.
     pub valid_fraction: f64,
-    /// libtorch intra-op threads (0: libtorch's default).
+    /// libtorch intra-op threads (0: one less than the CPUs, at least 1, at most 8;
+    /// oversubscribed OpenMP threads slow training tenfold on a busy machine).
     pub threads: usize,
 }
 

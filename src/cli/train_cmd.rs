@@ -68,7 +68,7 @@ pub struct TrainArgs {
     pub visit_weight: Option<f64>,
     #[arg(long)]
     pub unlabeled_batch_size: Option<usize>,
-    /// libtorch threads (0: libtorch's default).
+    /// libtorch threads (0: one less than the CPUs, at least 1).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Print the effective config as TOML and exit.

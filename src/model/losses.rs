@@ -55,3 +55,92 @@ pub fn association_losses(
     let visit = -(visit_probability + EPS).log().mean(Kind::Float);
     AssociationLosses { walker, visit }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(rows: &[&[f32]]) -> Tensor {
+        let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_slice(&flat).view([rows.len() as i64, rows[0].len() as i64])
+    }
+
+    fn scalar(x: &Tensor) -> f64 {
+        x.double_value(&[])
+    }
+
+    // a = b = identity: every similarity softmax row is [p, q] with p = e/(e+1), q = 1/(e+1).
+    fn pq() -> (f64, f64) {
+        let e = std::f64::consts::E;
+        (e / (e + 1.0), 1.0 / (e + 1.0))
+    }
+
+    #[test]
+    fn walker_and_visit_losses_match_a_hand_computed_example_with_two_classes() {
+        let a = t(&[&[1.0, 0.0], &[0.0, 1.0]]);
+        let b = t(&[&[1.0, 0.0], &[0.0, 1.0]]);
+        let losses = association_losses(&a, &Tensor::from_slice(&[0i64, 1]), &b);
+        let (p, q) = pq();
+        // P_aba = [[p²+q², 2pq], [2pq, p²+q²]]; the target is the identity.
+        let walker = -(p * p + q * q).ln();
+        assert!((scalar(&losses.walker) - walker).abs() < 1e-6);
+        // Visit probabilities are [(p+q)/2, (p+q)/2] = [1/2, 1/2].
+        assert!((scalar(&losses.visit) - 2f64.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn walker_target_spreads_over_all_rows_of_the_same_class() {
+        let a = t(&[&[1.0, 0.0], &[0.0, 1.0]]);
+        let b = t(&[&[1.0, 0.0], &[0.0, 1.0]]);
+        let losses = association_losses(&a, &Tensor::from_slice(&[0i64, 0]), &b);
+        let (p, q) = pq();
+        let walker = -(0.5 * (p * p + q * q).ln() + 0.5 * (2.0 * p * q).ln());
+        assert!((scalar(&losses.walker) - walker).abs() < 1e-6);
+    }
+
+    #[test]
+    fn visit_loss_grows_when_one_unlabeled_row_takes_all_visits() {
+        let a = t(&[&[5.0, 0.0], &[4.0, 0.0]]);
+        let b = t(&[&[1.0, 0.0], &[0.0, 1.0]]);
+        let losses = association_losses(&a, &Tensor::from_slice(&[0i64, 1]), &b);
+        assert!(scalar(&losses.visit) > 2f64.ln() + 0.5);
+    }
+
+    #[test]
+    fn masked_cross_entropy_ignores_rows_without_a_label() {
+        let logits = t(&[&[2.0, 0.0], &[9.0, -9.0], &[0.0, 1.0]]).set_requires_grad(true);
+        let targets = Tensor::from_slice(&[1i64, NO_LABEL, 0]);
+        let loss = masked_cross_entropy(&logits, &targets, None);
+        // By hand: rows 0 and 2 only.
+        let ce = |z_true: f64, z_other: f64| -(z_true - (z_true.exp() + z_other.exp()).ln());
+        let expected = (ce(0.0, 2.0) + ce(0.0, 1.0)) / 2.0;
+        assert!((scalar(&loss) - expected).abs() < 1e-5);
+        loss.backward();
+        let grad: Vec<f32> = Vec::try_from(logits.grad().get(1)).unwrap();
+        assert_eq!(
+            grad,
+            vec![0.0, 0.0],
+            "an unlabeled row must get no gradient"
+        );
+    }
+
+    #[test]
+    fn masked_cross_entropy_is_zero_when_no_row_is_labeled() {
+        let logits = t(&[&[2.0, 0.0], &[0.0, 1.0]]);
+        let targets = Tensor::from_slice(&[NO_LABEL, NO_LABEL]);
+        let loss = masked_cross_entropy(&logits, &targets, None);
+        assert_eq!(scalar(&loss), 0.0);
+    }
+
+    #[test]
+    fn class_weights_scale_each_row_and_normalise_by_their_sum() {
+        let logits = t(&[&[2.0, 0.0], &[0.0, 1.0]]);
+        let targets = Tensor::from_slice(&[1i64, 0]);
+        let weights = Tensor::from_slice(&[3.0f32, 1.0]);
+        let loss = masked_cross_entropy(&logits, &targets, Some(&weights));
+        let ce = |z_true: f64, z_other: f64| -(z_true - (z_true.exp() + z_other.exp()).ln());
+        // row 0 has class 1 (weight 1), row 1 has class 0 (weight 3)
+        let expected = (1.0 * ce(0.0, 2.0) + 3.0 * ce(0.0, 1.0)) / 4.0;
+        assert!((scalar(&loss) - expected).abs() < 1e-5);
+    }
+}

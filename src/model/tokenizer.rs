@@ -30,6 +30,29 @@ fn tk_err(e: impl std::fmt::Display) -> TokenizerError {
     TokenizerError::Tokenizers(e.to_string())
 }
 
+/// Renumbers the learned vocabulary: special tokens first, then the rest in string order.
+/// The trainer's ids depend on hash-map iteration order; WordPiece only matches strings,
+/// so renumbering changes nothing but makes the same data give the same ids every time.
+fn canonical_ids(tokenizer: &mut Tokenizer) -> Result<(), TokenizerError> {
+    let mut tokens: Vec<String> = tokenizer.get_vocab(false).into_keys().collect();
+    tokens.retain(|t| t != PAD && t != UNK);
+    tokens.sort();
+    let vocab: ahash::AHashMap<String, u32> = [PAD.to_string(), UNK.to_string()]
+        .into_iter()
+        .chain(tokens)
+        .enumerate()
+        .map(|(i, t)| (t, i as u32))
+        .collect();
+    let model = WordPiece::builder()
+        .vocab(vocab)
+        .unk_token(UNK.to_string())
+        .continuing_subword_prefix("##".to_string())
+        .build()
+        .map_err(tk_err)?;
+    tokenizer.with_model(model);
+    Ok(())
+}
+
 /// A trained subword tokenizer plus the model's maximum sequence length.
 pub struct TextTokenizer {
     inner: Tokenizer,
@@ -60,6 +83,7 @@ impl TextTokenizer {
         inner.with_normalizer(Some(normalizer));
         inner.with_pre_tokenizer(Some(BertPreTokenizer));
         inner.train(&mut trainer, texts).map_err(tk_err)?;
+        canonical_ids(&mut inner)?;
         TextTokenizer::from_tokenizer(inner, max_len)
     }
 

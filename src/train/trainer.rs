@@ -99,9 +99,7 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
     let config = &request.config;
     config.validate()?;
     let tc = &config.training;
-    if tc.threads > 0 {
-        tch::set_num_threads(tc.threads as i32);
-    }
+    tch::set_num_threads(training_threads(tc.threads) as i32);
     tch::manual_seed(tc.seed as i64);
     let mut rng = StdRng::seed_from_u64(tc.seed);
     let tasks = &request.tasks;
@@ -161,10 +159,10 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
     let steps_per_epoch = supervised.len().div_ceil(tc.batch_size);
     let epochs_needed = tc.max_epochs.max(tc.min_steps.div_ceil(steps_per_epoch));
     let planned_steps = steps_per_epoch * epochs_needed;
-    let eval_every = if tc.eval_every == 0 {
-        steps_per_epoch
-    } else {
-        tc.eval_every
+    // Small labeled sets make tiny epochs: then evaluate every 100 steps at most.
+    let eval_every = match tc.eval_every {
+        0 => steps_per_epoch.max(100.min(steps_per_epoch * 10)),
+        n => n,
     };
 
     let started = Instant::now();
@@ -275,9 +273,14 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
             }
         }
     }
-    if best_score == f64::NEG_INFINITY {
-        best_weights = snapshot(&vs);
-        best_step = step;
+    if !step.is_multiple_of(eval_every) || best_score == f64::NEG_INFINITY {
+        // The last steps were not evaluated yet.
+        let score = evaluate(&net, &valid_enc, tasks, device).selection_score(&target_task);
+        if score > best_score {
+            best_score = score;
+            best_step = step;
+            best_weights = snapshot(&vs);
+        }
     }
     restore(&vs, &best_weights);
     let wall_seconds = started.elapsed().as_secs_f64();
@@ -383,6 +386,15 @@ fn split_rows<'a>(
     let valid_rows = labeled.split_off(labeled.len() - n_valid);
     labeled.extend(unlabeled);
     Ok((labeled, valid_rows))
+}
+
+/// `requested`, or for 0 one less than the CPUs (at least 1, at most 8).
+pub fn training_threads(requested: usize) -> usize {
+    if requested > 0 {
+        return requested;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.saturating_sub(1).clamp(1, 8)
 }
 
 fn inverse_frequency(targets: &[i64], classes: usize, device: Device) -> Tensor {
