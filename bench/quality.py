@@ -48,6 +48,8 @@ def main():
     p.add_argument("--seeds", default="13,14,15")
     p.add_argument("--voc", default=os.environ.get("VOC_BIN"))
     p.add_argument("--extra", default="", help="extra flags for every voc train")
+    p.add_argument("--match", default="", help="only protocols whose name contains this (e.g. 'low300')")
+    p.add_argument("--exact", default="", help="only the protocol with exactly this name (e.g. 'Q3')")
     args = p.parse_args()
     voc = args.voc or subprocess.run(["bash", str(ROOT / "scripts/setup.sh")], check=True,
                                      capture_output=True, text=True).stdout.strip().splitlines()[-1]
@@ -55,6 +57,8 @@ def main():
     store = tempfile.mkdtemp(prefix="voc-bench-")
     results = {}
     for proto, arm, data, flags, tasks in runs(args.only.lower().split(",")):
+        if args.match not in proto or (args.exact and proto != args.exact):
+            continue
         for seed in seeds:
             t0 = time.time()
             cmd = [voc, "train", "--train", str(data / "train.jsonl"), "--valid", str(data / "valid.jsonl"),
