@@ -54,7 +54,7 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
-        .test_before_acquire(false)
+        .test_before_acquire(true)
         .connect_lazy(&settings.url)
         .map_err(StoreError::from)
 }

@@ -15,8 +15,8 @@ pub struct ClassifiedRow {
     pub text: String,
     pub metadata: serde_json::Value,
     pub model_version: String,
-    /// `{task: {label, confidence, probabilities}}`.
-    pub outputs: serde_json::Value,
+    /// `{task: {label, confidence, probabilities}}` as JSON text (stored exactly as answered).
+    pub outputs: String,
     pub latency_ms: f32,
 }
 
@@ -42,7 +42,7 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
         texts.push(r.text.as_str());
         metadata.push(&r.metadata);
         versions.push(r.model_version.as_str());
-        outputs.push(&r.outputs);
+        outputs.push(r.outputs.as_str());
         latencies.push(r.latency_ms);
     }
     sqlx::query(
@@ -51,7 +51,8 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
          )
          INSERT INTO predictions (id, transcript_id, model_version, outputs, latency_ms)
-         SELECT * FROM UNNEST($5::uuid[], $1::uuid[], $6::text[], $7::jsonb[], $8::real[])",
+         SELECT p, t, v, o::jsonb, l
+         FROM UNNEST($5::uuid[], $1::uuid[], $6::text[], $7::text[], $8::real[]) AS u(p, t, v, o, l)",
     )
     .bind(&transcript_ids)
     .bind(&call_ids)
