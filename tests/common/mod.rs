@@ -32,7 +32,9 @@ pub fn model_store() -> &'static Path {
             .expect("run voc train");
         assert!(
             out.status.success(),
-            "voc train failed: {}",
+            "voc train failed ({}): {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         dir
