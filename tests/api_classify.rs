@@ -339,3 +339,20 @@ async fn the_active_model_version_is_recorded_in_postgres(pool: sqlx::PgPool) {
     .await;
     assert_eq!(missing.status, 404);
 }
+
+#[sqlx::test]
+async fn a_request_over_the_time_limit_gets_408_with_a_json_error(pool: sqlx::PgPool) {
+    let mut settings = common::settings();
+    settings.limits.request_timeout = Duration::from_millis(200);
+    settings.pipeline.max_batch_wait = Duration::from_millis(1500);
+    let (app, _) = common::app_with(settings, pool).await;
+    let started = Instant::now();
+    let a = post_json(&app, "/classify", &json!({"text": "slow batch"})).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(a.status, 408);
+    assert_eq!(a.json["error"]["code"], "timeout");
+}
