@@ -5,7 +5,7 @@
 #
 #   bash bench/load.sh                      # trains the Q1 model once into bench/out/q1_store
 #   VOC_BENCH_STORE=DIR bash bench/load.sh  # reuse a store that holds a Q1 version
-#   S1_DURATION=30s S1_CONCURRENCY=64 S3_DURATION=20s S3_CONCURRENCY=8 SERVE_ARGS="--max-batch-size 64"
+#   S1_DURATION=30s S1_CONCURRENCY=64 S3_DURATION=20s S3_CONCURRENCY=8 SERVE_ARGS="--max-batch-size 32"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -69,6 +69,33 @@ done
 curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
 VERSION="$(curl -s "http://127.0.0.1:$PORT/models/active" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')"
 
+# CPU seconds (user+system) so far: the whole machine, a process, one named thread, all postgres.
+TICK="$(getconf CLK_TCK)"
+cpu_machine() { awk -v t="$TICK" '/^cpu / {print ($2+$3+$4+$7+$8)/t}' /proc/stat; }
+cpu_proc() { awk -v t="$TICK" '{sub(/.*\) /, ""); print ($12+$13)/t}' "/proc/$1/stat"; }
+cpu_thread() {
+  for d in /proc/"$1"/task/*; do
+    if [ "$(cat "$d/comm")" = "$2" ]; then awk -v t="$TICK" '{sub(/.*\) /, ""); print ($12+$13)/t}' "$d/stat"; return; fi
+  done
+  echo 0
+}
+cpu_postgres() {
+  local total=0 pid
+  for pid in $(pgrep -x postgres); do total="$total+$(cpu_proc "$pid" 2>/dev/null || echo 0)"; done
+  python3 -c "print($total)"
+}
+cpu_snapshot() { echo "$(cpu_machine) $(cpu_proc "$SERVER_PID") $(cpu_thread "$SERVER_PID" voc-inference) $(cpu_postgres)"; }
+cpu_report() { # before after wall_seconds
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+b = [float(x) for x in sys.argv[1].split()]; a = [float(x) for x in sys.argv[2].split()]; wall = float(sys.argv[3])
+d = [y - x for x, y in zip(b, a)]
+machine, server, inference, pg = d
+print(f"cpu (cores busy on average over {wall:.0f} s): machine {machine/wall:.2f}, voc serve {server/wall:.2f} "
+      f"(inference thread {inference/wall:.2f}, http+db tasks {(server-inference)/wall:.2f}), "
+      f"postgres {pg/wall:.2f}, other (wrk, kernel) {(machine-server-pg)/wall:.2f}")
+PY
+}
 count_predictions() { psql "$BENCH_URL" -tAc "SELECT count(*) FROM predictions"; }
 run_wrk() { # name bodies concurrency duration
   VOC_BENCH_BODIES="$2" wrk -t2 -c"$3" -d"$4" --timeout 10s -s bench/classify.lua \
@@ -80,13 +107,16 @@ field() { awk -v k="$2" '$1==k {print $0}' "$WORK/$1.out"; }
 echo "== voc serve load test: commit $(git rev-parse --short HEAD), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), model $VERSION, $(date -u +%FT%TZ)"
 echo "== S1: single POST /classify, airline/test texts, concurrency $S1_CONCURRENCY, $S1_DURATION"
 before="$(count_predictions)"
+cpu_before="$(cpu_snapshot)"; t0="$(date +%s.%N)"
 run_wrk s1 "$WORK/single.txt" "$S1_CONCURRENCY" "$S1_DURATION"
+cpu_after="$(cpu_snapshot)"; t1="$(date +%s.%N)"
 after="$(count_predictions)"
 s1_ok="$(field s1 2xx_responses | awk '{print $2}')"
 s1_total="$(awk '/requests in/ {print $1}' "$WORK/s1.out")"
 field s1 requests_per_s
 field s1 latency_ms
 echo "non_2xx $((s1_total - s1_ok)) (of $s1_total)"
+cpu_report "$cpu_before" "$cpu_after" "$(python3 -c "print($t1 - $t0)")"
 echo "postgres: $((after - before)) prediction rows for $s1_ok 2xx answers -> $([ $((after - before)) -ge "$s1_ok" ] && echo OK || echo MISSING ROWS)"
 
 echo "== S3: POST /classify with 64 texts per request, concurrency $S3_CONCURRENCY, $S3_DURATION"

@@ -30,7 +30,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VOC_DEVICE", default_value = "cpu")]
     pub device: String,
     /// Most texts in one model call.
-    #[arg(long, env = "VOC_MAX_BATCH_SIZE", default_value_t = 64)]
+    #[arg(long, env = "VOC_MAX_BATCH_SIZE", default_value_t = 32)]
     pub max_batch_size: usize,
     /// How long the first request of a batch waits for more (milliseconds).
     #[arg(long, env = "VOC_MAX_BATCH_WAIT_MS", default_value_t = 2)]
