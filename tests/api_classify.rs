@@ -356,3 +356,28 @@ async fn a_request_over_the_time_limit_gets_408_with_a_json_error(pool: sqlx::Pg
     assert_eq!(a.status, 408);
     assert_eq!(a.json["error"]["code"], "timeout");
 }
+
+#[sqlx::test]
+async fn a_request_larger_than_the_batch_size_is_scored_alone_and_answered_whole(
+    pool: sqlx::PgPool,
+) {
+    let mut settings = common::settings();
+    settings.pipeline.max_batch_size = 3;
+    let (app, _) = common::app_with(settings, pool.clone()).await;
+    let items: Vec<Value> = (0..8)
+        .map(|i| json!({"text": format!("transcript number {i}")}))
+        .collect();
+    let (small_body, big_body) = (json!({"text": "a small one"}), json!({ "items": items }));
+    let (small, big) = tokio::join!(
+        post_json(&app, "/classify", &small_body),
+        post_json(&app, "/classify", &big_body),
+    );
+    assert_eq!(small.status, 200, "{}", small.text);
+    assert_eq!(big.status, 200, "{}", big.text);
+    assert_eq!(big.json["results"].as_array().unwrap().len(), 8);
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM predictions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 9);
+}

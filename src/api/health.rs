@@ -13,8 +13,13 @@ pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database answers and a model is loaded.
+/// The inference worker runs and the database answers.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if !state.pipeline.is_alive() {
+        return Err(ApiError::Unavailable(
+            "the inference worker has stopped".into(),
+        ));
+    }
     crate::store::ping(&state.pool).await?;
     Ok(Json(json!({
         "status": "ready",

@@ -111,6 +111,7 @@ pub struct Pipeline {
     depth: Arc<AtomicUsize>,
     capacity: usize,
     active: Arc<RwLock<Arc<ActiveModel>>>,
+    alive: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Pipeline {
@@ -125,6 +126,7 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel();
         let depth = metrics.queue_depth.clone();
         let active = Arc::new(RwLock::new(Arc::new(ActiveModel::of(&classifier))));
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         metrics.set_active_version(&classifier.manifest().version);
         let worker = worker::InferenceWorker {
             classifier,
@@ -132,6 +134,7 @@ impl Pipeline {
             settings: settings.clone(),
             depth: depth.clone(),
             active: active.clone(),
+            _alive: worker::AliveFlag(alive.clone()),
             writer: writer::BatchWriter {
                 pool,
                 metrics,
@@ -147,6 +150,7 @@ impl Pipeline {
                 depth,
                 capacity: settings.queue_capacity,
                 active,
+                alive,
             },
             thread,
         ))
@@ -193,6 +197,11 @@ impl Pipeline {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Whether the inference thread is still running (false after a panic in it).
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
     }
 
     /// Requests waiting for a batch.

@@ -14,7 +14,18 @@ pub(super) struct InferenceWorker {
     pub settings: PipelineSettings,
     pub depth: Arc<AtomicUsize>,
     pub active: Arc<RwLock<Arc<ActiveModel>>>,
+    /// Held only for its `Drop`.
+    pub _alive: AliveFlag,
     pub writer: BatchWriter,
+}
+
+/// Cleared when the worker stops, however it stops (a panic included).
+pub(super) struct AliveFlag(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AliveFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl InferenceWorker {
