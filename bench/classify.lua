@@ -1,10 +1,12 @@
 -- wrk script for bench/load.sh: POSTs the JSON bodies of $VOC_BENCH_BODIES (one a line)
--- in turn to /classify, and counts 2xx answers so the script can check them against Postgres.
+-- in turn to /classify, counts 2xx answers and writes the transcript ids they carry to
+-- $VOC_BENCH_IDS.<thread>, so the script can check each one against Postgres.
 local bodies = {}
 local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("tid", #threads)
 end
 
 function init(args)
@@ -13,6 +15,8 @@ function init(args)
   end
   ok = 0
   idx = math.random(#bodies)
+  ids = io.open(os.getenv("VOC_BENCH_IDS") .. "." .. tid, "w")
+  ids:setvbuf("line")
 end
 
 function request()
@@ -24,6 +28,11 @@ end
 function response(status, headers, body)
   if status >= 200 and status < 300 then
     ok = ok + 1
+    local found = {}
+    for id in string.gmatch(body, '"transcript_id":"([%x%-]+)"') do
+      table.insert(found, id)
+    end
+    ids:write(table.concat(found, "\n"), "\n")
   end
 end
 

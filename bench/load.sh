@@ -98,9 +98,18 @@ PY
 }
 count_predictions() { psql "$BENCH_URL" -tAc "SELECT count(*) FROM predictions"; }
 run_wrk() { # name bodies concurrency duration
-  VOC_BENCH_BODIES="$2" wrk -t2 -c"$3" -d"$4" --timeout 10s -s bench/classify.lua \
+  VOC_BENCH_BODIES="$2" VOC_BENCH_IDS="$WORK/$1.ids" wrk -t2 -c"$3" -d"$4" --timeout 10s -s bench/classify.lua \
     "http://127.0.0.1:$PORT" >"$WORK/$1.out" 2>&1
   grep -E "Non-2xx|Socket errors" "$WORK/$1.out" || true
+}
+# Transcript ids of 2xx answers (written by classify.lua) that have no prediction row.
+missing_rows() {
+  cat "$WORK/$1".ids.* >"$WORK/$1.answered"
+  psql "$BENCH_URL" -qtA -v ON_ERROR_STOP=1 \
+    -c "CREATE TEMP TABLE answered (id uuid)" \
+    -c "\\copy answered FROM '$WORK/$1.answered'" \
+    -c "SELECT count(*) || ' of ' || (SELECT count(*) FROM answered) FROM answered a
+        WHERE NOT EXISTS (SELECT 1 FROM predictions p WHERE p.transcript_id = a.id)"
 }
 field() { awk -v k="$2" '$1==k {print $0}' "$WORK/$1.out"; }
 
@@ -117,7 +126,7 @@ field s1 requests_per_s
 field s1 latency_ms
 echo "non_2xx $((s1_total - s1_ok)) (of $s1_total)"
 cpu_report "$cpu_before" "$cpu_after" "$(python3 -c "print($t1 - $t0)")"
-echo "postgres: $((after - before)) prediction rows for $s1_ok 2xx answers -> $([ $((after - before)) -ge "$s1_ok" ] && echo OK || echo MISSING ROWS)"
+echo "postgres: $((after - before)) prediction rows for $s1_ok 2xx answers; answered transcripts without a prediction row: $(missing_rows s1)"
 
 echo "== S3: POST /classify with 64 texts per request, concurrency $S3_CONCURRENCY, $S3_DURATION"
 before="$(count_predictions)"
@@ -129,7 +138,7 @@ s3_rps="$(field s3 requests_per_s | awk '{print $2}')"
 field s3 latency_ms
 echo "requests_per_s $s3_rps texts_per_s $(python3 -c "print(round($s3_rps*64, 1))")"
 echo "non_2xx $((s3_total - s3_ok)) (of $s3_total)"
-echo "postgres: $((after - before)) prediction rows for $((s3_ok * 64)) texts in 2xx answers -> $([ $((after - before)) -ge $((s3_ok * 64)) ] && echo OK || echo MISSING ROWS)"
+echo "postgres: $((after - before)) prediction rows for $((s3_ok * 64)) texts in 2xx answers; answered transcripts without a prediction row: $(missing_rows s3)"
 
 echo "== where the time goes (server metrics, whole run)"
 curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c '
