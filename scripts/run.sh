@@ -10,7 +10,7 @@ source scripts/postgres.sh
 ensure_database
 export VOC_STORE="${VOC_STORE:-model_store}"
 if ! ls "$VOC_STORE"/*/model.json >/dev/null 2>&1; then
-  echo "run: $VOC_STORE has no model version; training the demo model (about 15 s)" >&2
+  echo "run: $VOC_STORE has no model version; training the demo model (a minute or two, once)" >&2
   "$VOC" train --train tests/fixtures/demo_train.jsonl --valid tests/fixtures/demo_test.jsonl \
     --store "$VOC_STORE" >&2
 fi
