@@ -4,7 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
 source scripts/env.sh
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+source scripts/postgres.sh
+# Tests need Postgres: DATABASE_URL, else the usual local server, else a private one.
+if [ -z "${DATABASE_URL:-}" ]; then
+  if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    export DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  else
+    ensure_database
+  fi
+fi
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test -- --test-threads=2 "$@"

@@ -3,6 +3,7 @@
 mod data_args;
 mod eval_cmd;
 mod predict_cmd;
+mod serve_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ pub enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Classify texts from stdin, one per line, one JSON object per line out.
     Predict(predict_cmd::PredictArgs),
+    /// Run the HTTP service: classify, store, take feedback (see docs/service.md).
+    Serve(Box<serve_cmd::ServeArgs>),
 }
 
 /// Logs go to stderr; `RUST_LOG` filters them (default `info`).
@@ -50,5 +53,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train_cmd::run(*args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(*args),
     }
 }

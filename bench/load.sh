@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Serving benchmarks S1 and S3 (see BENCHMARKS.md): the real `voc serve` on loopback with a
+# fresh Postgres database and the Q1 model, loaded by wrk. Prints figures; asserts nothing
+# about time. Checks afterwards that every 2xx answer has its prediction row in Postgres.
+#
+#   bash bench/load.sh                      # trains the Q1 model once into bench/out/q1_store
+#   VOC_BENCH_STORE=DIR bash bench/load.sh  # reuse a store that holds a Q1 version
+#   S1_DURATION=30s S1_CONCURRENCY=64 S3_DURATION=20s S3_CONCURRENCY=8 SERVE_ARGS="--max-batch-size 32"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+DATA="${VOC_DATA:-$ROOT/../shared/data/airline}"
+S1_DURATION="${S1_DURATION:-30s}"
+S1_CONCURRENCY="${S1_CONCURRENCY:-64}"
+S3_DURATION="${S3_DURATION:-20s}"
+S3_CONCURRENCY="${S3_CONCURRENCY:-8}"
+STORE="${VOC_BENCH_STORE:-$ROOT/bench/out/q1_store}"
+
+VOC="$(bash scripts/setup.sh | tail -1)"
+source scripts/env.sh
+source scripts/postgres.sh
+ensure_database
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "load: installing wrk (apt-get)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2 || { apt-get update >&2 && apt-get install -y wrk >&2; }
+  else sudo apt-get install -y wrk >&2; fi
+fi
+
+if ! ls "$STORE"/*/model.json >/dev/null 2>&1; then
+  echo "load: training the Q1 model into $STORE (a few minutes, once)" >&2
+  "$VOC" train --train "$DATA/train.jsonl" --valid "$DATA/valid.jsonl" --tasks sentiment,reason \
+    --store "$STORE" --epochs 3 >&2
+fi
+
+WORK="$(mktemp -d)"
+DB="voc_bench_$$"
+BASE_URL="${DATABASE_URL%/*}"
+BENCH_URL="$BASE_URL/$DB"
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+psql "$DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+
+# Request bodies from the airline test texts (kept in a temp folder, never in the repo).
+python3 - "$DATA/test.jsonl" "$WORK" <<'PY'
+import json, sys
+texts = [json.loads(l)["text"] for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+with open(f"{sys.argv[2]}/single.txt", "w") as f:
+    for t in texts:
+        f.write(json.dumps({"text": t, "call_id": "bench"}) + "\n")
+with open(f"{sys.argv[2]}/batch64.txt", "w") as f:
+    for i in range(0, len(texts) - 64, 64):
+        f.write(json.dumps({"items": [{"text": t} for t in texts[i:i + 64]]}) + "\n")
+PY
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+RUST_LOG="${RUST_LOG:-warn}" DATABASE_URL="$BENCH_URL" "$VOC" serve --bind "127.0.0.1:$PORT" \
+  --store "$STORE" --max-items-per-request 64 ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
+VERSION="$(curl -s "http://127.0.0.1:$PORT/models/active" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')"
+
+# CPU seconds (user+system) so far: the whole machine, a process, one named thread, all postgres.
+TICK="$(getconf CLK_TCK)"
+cpu_machine() { awk -v t="$TICK" '/^cpu / {print ($2+$3+$4+$7+$8)/t}' /proc/stat; }
+cpu_proc() { awk -v t="$TICK" '{sub(/.*\) /, ""); print ($12+$13)/t}' "/proc/$1/stat"; }
+cpu_thread() {
+  for d in /proc/"$1"/task/*; do
+    if [ "$(cat "$d/comm")" = "$2" ]; then awk -v t="$TICK" '{sub(/.*\) /, ""); print ($12+$13)/t}' "$d/stat"; return; fi
+  done
+  echo 0
+}
+cpu_postgres() {
+  local total=0 pid
+  for pid in $(pgrep -x postgres); do total="$total+$(cpu_proc "$pid" 2>/dev/null || echo 0)"; done
+  python3 -c "print($total)"
+}
+cpu_snapshot() { echo "$(cpu_machine) $(cpu_proc "$SERVER_PID") $(cpu_thread "$SERVER_PID" voc-inference) $(cpu_postgres)"; }
+cpu_report() { # before after wall_seconds
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+b = [float(x) for x in sys.argv[1].split()]; a = [float(x) for x in sys.argv[2].split()]; wall = float(sys.argv[3])
+d = [y - x for x, y in zip(b, a)]
+machine, server, inference, pg = d
+print(f"cpu (cores busy on average over {wall:.0f} s): machine {machine/wall:.2f}, voc serve {server/wall:.2f} "
+      f"(inference thread {inference/wall:.2f}, http+db tasks {(server-inference)/wall:.2f}), "
+      f"postgres {pg/wall:.2f}, other (wrk, kernel) {(machine-server-pg)/wall:.2f}")
+PY
+}
+count_predictions() { psql "$BENCH_URL" -tAc "SELECT count(*) FROM predictions"; }
+run_wrk() { # name bodies concurrency duration
+  VOC_BENCH_BODIES="$2" VOC_BENCH_IDS="$WORK/$1.ids" wrk -t2 -c"$3" -d"$4" --timeout 10s -s bench/classify.lua \
+    "http://127.0.0.1:$PORT" >"$WORK/$1.out" 2>&1
+  grep -E "Non-2xx|Socket errors" "$WORK/$1.out" || true
+}
+# Transcript ids of 2xx answers (written by classify.lua) that have no prediction row.
+missing_rows() {
+  cat "$WORK/$1".ids.* >"$WORK/$1.answered"
+  psql "$BENCH_URL" -qtA -v ON_ERROR_STOP=1 \
+    -c "CREATE TEMP TABLE answered (id uuid)" \
+    -c "\\copy answered FROM '$WORK/$1.answered'" \
+    -c "SELECT count(*) || ' of ' || (SELECT count(*) FROM answered) FROM answered a
+        WHERE NOT EXISTS (SELECT 1 FROM predictions p WHERE p.transcript_id = a.id)"
+}
+field() { awk -v k="$2" '$1==k {print $0}' "$WORK/$1.out"; }
+
+echo "== voc serve load test: commit $(git rev-parse --short HEAD), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), model $VERSION, $(date -u +%FT%TZ)"
+echo "== S1: single POST /classify, airline/test texts, concurrency $S1_CONCURRENCY, $S1_DURATION"
+before="$(count_predictions)"
+cpu_before="$(cpu_snapshot)"; t0="$(date +%s.%N)"
+run_wrk s1 "$WORK/single.txt" "$S1_CONCURRENCY" "$S1_DURATION"
+cpu_after="$(cpu_snapshot)"; t1="$(date +%s.%N)"
+after="$(count_predictions)"
+s1_ok="$(field s1 2xx_responses | awk '{print $2}')"
+s1_total="$(awk '/requests in/ {print $1}' "$WORK/s1.out")"
+field s1 requests_per_s
+field s1 latency_ms
+echo "non_2xx $((s1_total - s1_ok)) (of $s1_total)"
+cpu_report "$cpu_before" "$cpu_after" "$(python3 -c "print($t1 - $t0)")"
+echo "postgres: $((after - before)) prediction rows for $s1_ok 2xx answers; answered transcripts without a prediction row: $(missing_rows s1)"
+
+echo "== S3: POST /classify with 64 texts per request, concurrency $S3_CONCURRENCY, $S3_DURATION"
+before="$(count_predictions)"
+run_wrk s3 "$WORK/batch64.txt" "$S3_CONCURRENCY" "$S3_DURATION"
+after="$(count_predictions)"
+s3_ok="$(field s3 2xx_responses | awk '{print $2}')"
+s3_total="$(awk '/requests in/ {print $1}' "$WORK/s3.out")"
+s3_rps="$(field s3 requests_per_s | awk '{print $2}')"
+field s3 latency_ms
+echo "requests_per_s $s3_rps texts_per_s $(python3 -c "print(round($s3_rps*64, 1))")"
+echo "non_2xx $((s3_total - s3_ok)) (of $s3_total)"
+echo "postgres: $((after - before)) prediction rows for $((s3_ok * 64)) texts in 2xx answers; answered transcripts without a prediction row: $(missing_rows s3)"
+
+echo "== where the time goes (server metrics, whole run)"
+curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c '
+import sys, collections
+sums = collections.defaultdict(float)
+for line in sys.stdin:
+    if line.startswith("#"): continue
+    name, _, value = line.rpartition(" ")
+    for m in ("voc_batch_size", "voc_inference_seconds", "voc_db_write_seconds"):
+        if name.startswith(m + "_sum") or name.startswith(m + "_count"):
+            sums[name.split("{")[0]] += float(value)
+for m in ("voc_batch_size", "voc_inference_seconds", "voc_db_write_seconds"):
+    n = sums[m + "_count"]
+    if n:
+        mean = sums[m + "_sum"] / n
+        print(f"{m}: {int(n)} batches, mean {mean*1000:.2f} ms" if "seconds" in m else f"{m}: {int(n)} batches, mean {mean:.1f} texts")
+'

@@ -1,0 +1,58 @@
+# Sourced by the project's scripts. `ensure_database` exports DATABASE_URL: when it is already
+# set it is left alone; otherwise a private PostgreSQL is started (or reused) with its data in
+# the project's `.pgdata/`, listening on a unix socket there and on a free localhost port.
+# Installs Debian's `postgresql` package when no server binaries are found.
+
+_voc_pg_bindir() {
+  local d
+  d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return 0; fi
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"; return 0
+  fi
+  return 1
+}
+
+_voc_pg_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+ensure_database() {
+  if [ -n "${DATABASE_URL:-}" ]; then return 0; fi
+  local root data bindir port as_pg=()
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  data="$root/.pgdata"
+  if ! bindir="$(_voc_pg_bindir)"; then
+    echo "postgres: installing Debian's postgresql package (apt-get)" >&2
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get install -y postgresql >&2 || { $sudo apt-get update >&2 && $sudo apt-get install -y postgresql >&2; }
+    bindir="$(_voc_pg_bindir)" || { echo "postgres: no initdb/pg_ctl after installing" >&2; return 1; }
+  fi
+  mkdir -p "$data/sock"
+  if [ "$(id -u)" = 0 ]; then
+    # PostgreSQL refuses to run as root: the folder belongs to the postgres user.
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$data" postgres
+    chown -R postgres: "$data"
+    if ! runuser -u postgres -- test -w "$data"; then
+      echo "postgres: user 'postgres' cannot reach $data (a parent folder is closed to it); set DATABASE_URL instead" >&2
+      return 1
+    fi
+    as_pg=(runuser -u postgres --)
+  fi
+  if [ ! -f "$data/db/PG_VERSION" ]; then
+    echo "postgres: creating a private cluster in $data/db" >&2
+    "${as_pg[@]}" "$bindir/initdb" -D "$data/db" -U postgres --auth=trust -E UTF8 >"$data/initdb.log" 2>&1 \
+      || { cat "$data/initdb.log" >&2; return 1; }
+  fi
+  if [ -f "$data/port" ]; then port="$(cat "$data/port")"; else port="$(_voc_pg_free_port)"; fi
+  if ! "${as_pg[@]}" "$bindir/pg_ctl" -D "$data/db" status >/dev/null 2>&1; then
+    # A port remembered from an earlier run may have been taken since.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then port="$(_voc_pg_free_port)"; fi
+    echo "$port" >"$data/port"
+    "${as_pg[@]}" "$bindir/pg_ctl" -D "$data/db" -l "$data/postgres.log" -w \
+      -o "-k $data/sock -h 127.0.0.1 -p $port" start >&2 \
+      || { tail -20 "$data/postgres.log" >&2; return 1; }
+  fi
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  echo "postgres: using the private server at $DATABASE_URL (stop: pg_ctl -D $data/db stop)" >&2
+}

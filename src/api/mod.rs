@@ -1,0 +1,99 @@
+//! The HTTP API: one file per resource, thin handlers, and [`app`], which builds the whole
+//! router so the binary and the tests serve exactly the same thing.
+
+mod auth;
+mod classify;
+mod docs;
+mod feedback;
+mod health;
+mod models;
+mod transcripts;
+
+use crate::error::ApiError;
+use crate::service::AppState;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use std::time::Instant;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// The service's router with every route, limit and error mapping.
+pub fn app(state: AppState) -> Router {
+    let classify_routes = Router::new()
+        .route("/classify", post(classify::classify))
+        .route("/models", get(models::list))
+        .route("/models/active", get(models::active))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_classify_key,
+        ));
+    let admin_routes = Router::new()
+        .route("/feedback", post(feedback::submit))
+        .route("/transcripts/{id}", get(transcripts::get))
+        .route("/models/{version}/activate", post(models::activate))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin_key,
+        ));
+    let open_routes = Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::page));
+    let timeout = state.limits.request_timeout;
+    Router::new()
+        .merge(classify_routes)
+        .merge(admin_routes)
+        .merge(open_routes)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.limits.body_limit_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(TraceLayer::new_for_http())
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    record_metrics,
+                ))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Timeout
+                }))
+                .timeout(timeout),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Counts every answer by method, route template and status, with its latency.
+async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(req).await;
+    state.metrics.observe_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

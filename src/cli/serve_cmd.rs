@@ -1,0 +1,120 @@
+//! `voc serve`: the HTTP service (flags, each also an environment variable).
+
+use crate::pipeline::PipelineSettings;
+use crate::service::{ApiKeys, Limits, ServiceSettings};
+use crate::store::DatabaseSettings;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (host:port; port 0 picks a free one).
+    #[arg(long, env = "VOC_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Postgres connection URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Most database connections in the pool.
+    #[arg(long, env = "VOC_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub db_max_connections: u32,
+    /// How long a request waits for a database connection before answering 503.
+    #[arg(long, env = "VOC_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_acquire_timeout_ms: u64,
+    /// Model store folder (one sub-folder per version).
+    #[arg(long, env = "VOC_STORE", default_value = "model_store")]
+    pub store: PathBuf,
+    /// Version to serve; default: the one recorded active in Postgres, else the newest.
+    #[arg(long, env = "VOC_MODEL_VERSION")]
+    pub model_version: Option<String>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, env = "VOC_DEVICE", default_value = "cpu")]
+    pub device: String,
+    /// Most texts in one model call.
+    #[arg(long, env = "VOC_MAX_BATCH_SIZE", default_value_t = 32)]
+    pub max_batch_size: usize,
+    /// How long the first request of a batch waits for more (milliseconds).
+    #[arg(long, env = "VOC_MAX_BATCH_WAIT_MS", default_value_t = 2)]
+    pub max_batch_wait_ms: u64,
+    /// Most requests waiting for inference; beyond it requests get 503 with Retry-After.
+    #[arg(long, env = "VOC_QUEUE_CAPACITY", default_value_t = 1024)]
+    pub queue_capacity: usize,
+    /// libtorch threads of the inference thread (keep low: tokio and Postgres need cores too).
+    #[arg(long, env = "VOC_INFERENCE_THREADS", default_value_t = 1)]
+    pub inference_threads: usize,
+    /// Largest request body accepted (bytes); larger ones get 413.
+    #[arg(long, env = "VOC_BODY_LIMIT_BYTES", default_value_t = 1 << 20)]
+    pub body_limit_bytes: usize,
+    /// Most transcripts in one POST /classify `items` array.
+    #[arg(long, env = "VOC_MAX_ITEMS_PER_REQUEST", default_value_t = 256)]
+    pub max_items_per_request: usize,
+    /// A request taking longer than this is answered 408 (milliseconds).
+    #[arg(long, env = "VOC_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+    /// Comma-separated keys allowed to classify and read models (empty with no admin keys: open).
+    #[arg(
+        long,
+        env = "VOC_CLASSIFY_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub classify_api_keys: String,
+    /// Comma-separated keys allowed everything: feedback, transcripts, model activation (empty: open).
+    #[arg(
+        long,
+        env = "VOC_ADMIN_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub admin_api_keys: String,
+    /// How long shutdown waits for requests in flight (seconds).
+    #[arg(long, env = "VOC_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    pub shutdown_grace_s: u64,
+}
+
+impl ServeArgs {
+    pub fn settings(&self) -> anyhow::Result<ServiceSettings> {
+        let device = crate::model::parse_device(&self.device).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(self.max_batch_size > 0, "--max-batch-size must be positive");
+        anyhow::ensure!(self.queue_capacity > 0, "--queue-capacity must be positive");
+        anyhow::ensure!(
+            self.max_items_per_request > 0,
+            "--max-items-per-request must be positive"
+        );
+        Ok(ServiceSettings {
+            bind: self.bind.clone(),
+            database: DatabaseSettings {
+                url: self.database_url.clone(),
+                max_connections: self.db_max_connections.max(1),
+                acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            },
+            store_dir: self.store.clone(),
+            model_version: self.model_version.clone(),
+            pipeline: PipelineSettings {
+                max_batch_size: self.max_batch_size,
+                max_batch_wait: Duration::from_millis(self.max_batch_wait_ms),
+                queue_capacity: self.queue_capacity,
+                inference_threads: self.inference_threads.max(1),
+                device,
+            },
+            limits: Limits {
+                body_limit_bytes: self.body_limit_bytes,
+                max_items_per_request: self.max_items_per_request,
+                request_timeout: Duration::from_millis(self.request_timeout_ms),
+            },
+            keys: ApiKeys::from_lists(&self.classify_api_keys, &self.admin_api_keys),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
+        })
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    if settings.keys.classify.is_empty() && settings.keys.admin.is_empty() {
+        tracing::warn!("no API keys configured: every route is open");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("voc-http")
+        .build()?
+        .block_on(crate::service::serve(settings))
+}

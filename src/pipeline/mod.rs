@@ -1,0 +1,211 @@
+//! The classification pipeline: a bounded queue in front of one named OS thread that owns
+//! the model (a tch `Tensor` is `Send` but not `Sync`), cuts dynamic batches, and hands each
+//! batch to a writer that commits all its transcripts and predictions in one statement
+//! before any request of the batch is answered.
+//!
+//! ```text
+//! handler --Command--> [voc-inference thread: batch, predict] --spawn--> commit batch --oneshot--> handler
+//! ```
+
+mod worker;
+mod writer;
+
+use crate::data::TaskLabels;
+use crate::metrics::Metrics;
+use crate::model::{Classifier, Prediction};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// One text to classify and store, with the ids its rows will get.
+#[derive(Debug, Clone)]
+pub struct TextToClassify {
+    pub transcript_id: Uuid,
+    pub prediction_id: Uuid,
+    pub call_id: Option<String>,
+    pub text: String,
+    pub metadata: serde_json::Value,
+}
+
+/// One text's stored prediction.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    pub transcript_id: Uuid,
+    pub prediction_id: Uuid,
+    pub model_version: Arc<str>,
+    pub prediction: Prediction,
+    /// Time from entering the queue to the model's answer.
+    pub latency_ms: f32,
+}
+
+/// Why the pipeline could not classify and store a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PipelineError {
+    #[error("the inference queue is full")]
+    Overloaded,
+    #[error("the database is unavailable: {0}")]
+    DatabaseUnavailable(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("the inference worker has stopped")]
+    Stopped,
+}
+
+/// The model version being served, as the API describes it.
+#[derive(Debug, Clone)]
+pub struct ActiveModel {
+    pub version: String,
+    pub dir: PathBuf,
+    pub tasks: Vec<TaskLabels>,
+    pub metrics: serde_json::Value,
+}
+
+impl ActiveModel {
+    pub fn of(classifier: &Classifier) -> ActiveModel {
+        ActiveModel {
+            version: classifier.manifest().version.clone(),
+            dir: classifier.dir().to_path_buf(),
+            tasks: classifier.manifest().tasks.clone(),
+            metrics: classifier.metrics().clone(),
+        }
+    }
+}
+
+/// How batches are cut and how much may wait.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Most texts in one model call (a larger single request runs alone).
+    pub max_batch_size: usize,
+    /// How long the first request of a batch waits for company.
+    pub max_batch_wait: Duration,
+    /// Most requests waiting for a batch; more are refused at once (503).
+    pub queue_capacity: usize,
+    /// libtorch intra-op threads for the inference thread.
+    pub inference_threads: usize,
+    pub device: tch::Device,
+}
+
+type Reply = oneshot::Sender<Result<Vec<Classified>, PipelineError>>;
+
+struct Job {
+    items: Vec<TextToClassify>,
+    enqueued: Instant,
+    reply: Reply,
+}
+
+enum Command {
+    Classify(Job),
+    Activate {
+        dir: PathBuf,
+        reply: oneshot::Sender<Result<Arc<ActiveModel>, String>>,
+    },
+}
+
+/// A cheap, cloneable handle to the pipeline.
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: mpsc::Sender<Command>,
+    depth: Arc<AtomicUsize>,
+    capacity: usize,
+    active: Arc<RwLock<Arc<ActiveModel>>>,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Pipeline {
+    /// Starts the inference thread with `classifier`; commits go to `pool` on the current
+    /// tokio runtime. The thread stops when every handle is dropped.
+    pub fn start(
+        classifier: Classifier,
+        settings: PipelineSettings,
+        pool: sqlx::PgPool,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<(Pipeline, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel();
+        let depth = metrics.queue_depth.clone();
+        let active = Arc::new(RwLock::new(Arc::new(ActiveModel::of(&classifier))));
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        metrics.set_active_version(&classifier.manifest().version);
+        let worker = worker::InferenceWorker {
+            classifier,
+            rx,
+            settings: settings.clone(),
+            depth: depth.clone(),
+            active: active.clone(),
+            _alive: worker::AliveFlag(alive.clone()),
+            writer: writer::BatchWriter {
+                pool,
+                metrics,
+                runtime: tokio::runtime::Handle::current(),
+            },
+        };
+        let thread = std::thread::Builder::new()
+            .name("voc-inference".into())
+            .spawn(move || worker.run())?;
+        Ok((
+            Pipeline {
+                tx,
+                depth,
+                capacity: settings.queue_capacity,
+                active,
+                alive,
+            },
+            thread,
+        ))
+    }
+
+    /// Classifies `items` and stores them; answers once they are committed.
+    pub async fn classify(
+        &self,
+        items: Vec<TextToClassify>,
+    ) -> Result<Vec<Classified>, PipelineError> {
+        if self.depth.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            return Err(PipelineError::Overloaded);
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            items,
+            enqueued: Instant::now(),
+            reply,
+        };
+        if self.tx.send(Command::Classify(job)).is_err() {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            return Err(PipelineError::Stopped);
+        }
+        answer.await.unwrap_or(Err(PipelineError::Stopped))
+    }
+
+    /// Loads the version in `dir` on the inference thread and serves it from the next batch.
+    pub async fn activate(&self, dir: PathBuf) -> Result<Arc<ActiveModel>, PipelineError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Activate { dir, reply })
+            .map_err(|_| PipelineError::Stopped)?;
+        match answer.await {
+            Ok(Ok(model)) => Ok(model),
+            Ok(Err(e)) => Err(PipelineError::Failed(e)),
+            Err(_) => Err(PipelineError::Stopped),
+        }
+    }
+
+    /// The version serving now.
+    pub fn active(&self) -> Arc<ActiveModel> {
+        self.active
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether the inference thread is still running (false after a panic in it).
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Requests waiting for a batch.
+    pub fn queue_depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+}

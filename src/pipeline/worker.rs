@@ -1,0 +1,146 @@
+//! The inference thread: owns the classifier, cuts batches of up to `max_batch_size` texts
+//! or `max_batch_wait`, runs the model, and passes results to the batch writer.
+
+use super::writer::{BatchWriter, ScoredJob};
+use super::{ActiveModel, Command, Job, PipelineError, PipelineSettings};
+use crate::model::Classifier;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, RwLock};
+use std::time::Instant;
+
+pub(super) struct InferenceWorker {
+    pub classifier: Classifier,
+    pub rx: mpsc::Receiver<Command>,
+    pub settings: PipelineSettings,
+    pub depth: Arc<AtomicUsize>,
+    pub active: Arc<RwLock<Arc<ActiveModel>>>,
+    /// Held only for its `Drop`.
+    pub _alive: AliveFlag,
+    pub writer: BatchWriter,
+}
+
+/// Cleared when the worker stops, however it stops (a panic included).
+pub(super) struct AliveFlag(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AliveFlag {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl InferenceWorker {
+    pub fn run(mut self) {
+        tch::set_num_threads(self.settings.inference_threads.max(1) as i32);
+        let mut held: Option<Command> = None;
+        loop {
+            let first = match held.take() {
+                Some(c) => c,
+                None => match self.rx.recv() {
+                    Ok(c) => c,
+                    Err(_) => break,
+                },
+            };
+            match first {
+                Command::Activate { dir, reply } => {
+                    let _ = reply.send(self.activate(&dir));
+                }
+                Command::Classify(job) => {
+                    let (batch, next) = self.cut_batch(job);
+                    held = next;
+                    self.depth.fetch_sub(batch.len(), Ordering::SeqCst);
+                    self.score(batch);
+                }
+            }
+        }
+        tracing::info!("inference worker stopped");
+    }
+
+    /// Collects jobs after `first` until the batch is full or the wait is over. Returns the
+    /// batch and a command that did not fit (kept for the next round).
+    fn cut_batch(&self, first: Job) -> (Vec<Job>, Option<Command>) {
+        let deadline = Instant::now() + self.settings.max_batch_wait;
+        let mut texts = first.items.len();
+        let mut batch = vec![first];
+        while texts < self.settings.max_batch_size {
+            let next = match self.rx.try_recv() {
+                Ok(c) => c,
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    match self.rx.recv_timeout(deadline - now) {
+                        Ok(c) => c,
+                        Err(_) => break,
+                    }
+                }
+            };
+            match next {
+                Command::Classify(job)
+                    if texts + job.items.len() <= self.settings.max_batch_size =>
+                {
+                    texts += job.items.len();
+                    batch.push(job);
+                }
+                other => return (batch, Some(other)),
+            }
+        }
+        (batch, None)
+    }
+
+    fn score(&self, batch: Vec<Job>) {
+        // Requests whose client is gone are dropped before they cost model time.
+        let batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
+        if batch.is_empty() {
+            return;
+        }
+        let texts: Vec<&str> = batch
+            .iter()
+            .flat_map(|j| j.items.iter().map(|i| i.text.as_str()))
+            .collect();
+        let started = Instant::now();
+        let result = self.classifier.predict(&texts);
+        let done = Instant::now();
+        self.writer
+            .metrics
+            .observe_batch(texts.len(), (done - started).as_secs_f64());
+        let predictions = match result {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "inference failed");
+                for job in batch {
+                    let _ = job
+                        .reply
+                        .send(Err(PipelineError::Failed("inference failed".into())));
+                }
+                return;
+            }
+        };
+        let version: Arc<str> = Arc::from(self.classifier.manifest().version.as_str());
+        let mut predictions = predictions.into_iter();
+        let scored = batch
+            .into_iter()
+            .map(|job| {
+                let latency_ms = (done - job.enqueued).as_secs_f32() * 1000.0;
+                let p: Vec<_> = predictions.by_ref().take(job.items.len()).collect();
+                ScoredJob {
+                    job,
+                    predictions: p,
+                    latency_ms,
+                }
+            })
+            .collect();
+        self.writer.commit(version, scored);
+    }
+
+    fn activate(&mut self, dir: &std::path::Path) -> Result<Arc<ActiveModel>, String> {
+        let classifier = Classifier::load(dir, self.settings.device).map_err(|e| e.to_string())?;
+        let model = Arc::new(ActiveModel::of(&classifier));
+        self.classifier = classifier;
+        *self.active.write().unwrap_or_else(|p| p.into_inner()) = model.clone();
+        self.writer.metrics.set_active_version(&model.version);
+        tracing::info!(version = %model.version, "model version activated");
+        Ok(model)
+    }
+}

@@ -1,0 +1,84 @@
+//! The HTTP service's shared state and settings, and its start-up and run sequence.
+
+mod run;
+mod startup;
+
+pub use run::serve;
+pub use startup::{choose_version, prepare, register_store, StartError};
+
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, PipelineSettings};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which API keys may call what. An empty set for a role leaves its routes open.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    /// May call POST /classify and read models.
+    pub classify: HashSet<String>,
+    /// May do everything, including feedback, reading transcripts and activating models.
+    pub admin: HashSet<String>,
+}
+
+impl ApiKeys {
+    /// Parses comma-separated key lists, ignoring blanks around and between keys.
+    pub fn from_lists(classify: &str, admin: &str) -> ApiKeys {
+        let parse = |s: &str| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        ApiKeys {
+            classify: parse(classify),
+            admin: parse(admin),
+        }
+    }
+}
+
+/// Request-shape limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub body_limit_bytes: usize,
+    pub max_items_per_request: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            body_limit_bytes: 1 << 20,
+            max_items_per_request: 256,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything `voc serve` is configured with (see `voc serve --help`).
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub bind: String,
+    pub database: crate::store::DatabaseSettings,
+    pub store_dir: PathBuf,
+    /// Serve this version; else the one active in Postgres; else the newest in the store.
+    pub model_version: Option<String>,
+    pub pipeline: PipelineSettings,
+    pub limits: Limits,
+    pub keys: ApiKeys,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: sqlx::PgPool,
+    pub pipeline: Pipeline,
+    pub metrics: Arc<Metrics>,
+    pub keys: Arc<ApiKeys>,
+    pub limits: Limits,
+    pub store_dir: Arc<PathBuf>,
+}

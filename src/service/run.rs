@@ -1,0 +1,65 @@
+//! `voc serve`'s sequence: connect, migrate, prepare, listen, and shut down gracefully on
+//! Ctrl-C or SIGTERM, letting requests in flight finish within the grace period.
+
+use super::ServiceSettings;
+use anyhow::Context;
+
+pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
+    let pool = crate::store::connect_lazy(&settings.database).context("database URL")?;
+    crate::store::migrate(&pool)
+        .await
+        .context("cannot apply the database migrations (is DATABASE_URL right and Postgres up?)")?;
+    let (state, worker) = super::prepare(&settings, pool).await?;
+    let listener = tokio::net::TcpListener::bind(&settings.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    // Scripts and tests read this line to learn the port.
+    println!("listening on http://{addr}");
+    let app = crate::api::app(state);
+    let grace = settings.shutdown_grace;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        r = server => {
+            r.context("server task")?.context("server")?;
+            // The app (and its pipeline handles) are gone; the worker finishes and stops.
+            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+            Ok(())
+        }
+        _ = async {
+            let _ = stop_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("grace period over; stopping with requests still in flight");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

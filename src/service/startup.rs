@@ -1,0 +1,137 @@
+//! Start-up: pick the model version to serve, record the store's versions in Postgres,
+//! load the model and start the pipeline.
+
+use super::{AppState, ServiceSettings};
+use crate::metrics::Metrics;
+use crate::model::{list_versions, read_manifest, Classifier};
+use crate::pipeline::Pipeline;
+use crate::store::{self, models::NewModelVersion};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "no model version in {store}: train one with `voc train --train FILE --store {store}` \
+         (or run `bash scripts/run.sh`, which trains the demo model first)"
+    )]
+    NoModel { store: String },
+    #[error("model version {version} is not in {store} (versions there: {available})")]
+    UnknownVersion {
+        version: String,
+        store: String,
+        available: String,
+    },
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot start the inference thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+fn version_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The folder to serve: `requested`, else `active_in_db` if it is in the store, else the newest.
+pub fn choose_version(
+    store_dir: &Path,
+    requested: Option<&str>,
+    active_in_db: Option<&str>,
+) -> Result<PathBuf, StartError> {
+    let versions = list_versions(store_dir);
+    let find = |name: &str| versions.iter().find(|d| version_name(d) == name).cloned();
+    if let Some(name) = requested {
+        return find(name).ok_or_else(|| StartError::UnknownVersion {
+            version: name.to_string(),
+            store: store_dir.display().to_string(),
+            available: versions
+                .iter()
+                .map(|d| version_name(d))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    if let Some(name) = active_in_db {
+        match find(name) {
+            Some(dir) => return Ok(dir),
+            None => tracing::warn!(
+                version = name,
+                "the version active in Postgres is not in the store; serving the newest"
+            ),
+        }
+    }
+    versions.last().cloned().ok_or_else(|| StartError::NoModel {
+        store: store_dir.display().to_string(),
+    })
+}
+
+/// Records every version folder of the store in `model_versions`.
+pub async fn register_store(pool: &sqlx::PgPool, store_dir: &Path) -> Result<(), StartError> {
+    for dir in list_versions(store_dir) {
+        let manifest = match read_manifest(&dir) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping an unreadable model version");
+                continue;
+            }
+        };
+        let metrics = std::fs::read(dir.join(crate::model::version_dir::METRICS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        store::models::register(
+            pool,
+            NewModelVersion {
+                version: &manifest.version,
+                path: &dir.display().to_string(),
+                tasks: serde_json::to_value(&manifest.tasks).unwrap_or_default(),
+                metrics,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Chooses and loads the model, records it active and starts the pipeline. Must run inside
+/// a tokio runtime (the pipeline commits on it). The migrations must have been applied.
+pub async fn prepare(
+    settings: &ServiceSettings,
+    pool: sqlx::PgPool,
+) -> Result<(AppState, std::thread::JoinHandle<()>), StartError> {
+    let active_in_db = store::models::active_version(&pool).await?;
+    let dir = choose_version(
+        &settings.store_dir,
+        settings.model_version.as_deref(),
+        active_in_db.as_deref(),
+    )?;
+    let device = settings.pipeline.device;
+    let load_dir = dir.clone();
+    let classifier = tokio::task::spawn_blocking(move || Classifier::load(&load_dir, device))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    register_store(&pool, &settings.store_dir).await?;
+    store::models::activate(&pool, &classifier.manifest().version).await?;
+    tracing::info!(version = %classifier.manifest().version, dir = %dir.display(), "serving model version");
+    let metrics = Arc::new(Metrics::default());
+    let (pipeline, thread) = Pipeline::start(
+        classifier,
+        settings.pipeline.clone(),
+        pool.clone(),
+        metrics.clone(),
+    )?;
+    let state = AppState {
+        pool,
+        pipeline,
+        metrics,
+        keys: Arc::new(settings.keys.clone()),
+        limits: settings.limits.clone(),
+        store_dir: Arc::new(settings.store_dir.clone()),
+    };
+    Ok((state, thread))
+}

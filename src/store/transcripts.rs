@@ -1,0 +1,175 @@
+//! The `transcripts` and `predictions` tables: classified texts written a batch at a time,
+//! and read back one transcript at a time.
+
+use super::StoreError;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One classified text ready to be stored: its transcript row and its prediction row.
+#[derive(Debug, Clone)]
+pub struct ClassifiedRow {
+    pub transcript_id: Uuid,
+    pub prediction_id: Uuid,
+    pub call_id: Option<String>,
+    pub text: String,
+    pub metadata: serde_json::Value,
+    pub model_version: String,
+    /// `{task: {label, confidence, probabilities}}` as JSON text (stored exactly as answered).
+    pub outputs: String,
+    pub latency_ms: f32,
+}
+
+/// Writes every transcript and its prediction in one statement (so one transaction):
+/// either all rows of the batch are committed or none.
+pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
+    let mut transcript_ids = Vec::with_capacity(n);
+    let mut prediction_ids = Vec::with_capacity(n);
+    let mut call_ids = Vec::with_capacity(n);
+    let mut texts = Vec::with_capacity(n);
+    let mut metadata = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut outputs = Vec::with_capacity(n);
+    let mut latencies = Vec::with_capacity(n);
+    for r in rows {
+        transcript_ids.push(r.transcript_id);
+        prediction_ids.push(r.prediction_id);
+        call_ids.push(r.call_id.as_deref());
+        texts.push(r.text.as_str());
+        metadata.push(&r.metadata);
+        versions.push(r.model_version.as_str());
+        outputs.push(r.outputs.as_str());
+        latencies.push(r.latency_ms);
+    }
+    sqlx::query(
+        "WITH t AS (
+             INSERT INTO transcripts (id, call_id, text, metadata)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
+         )
+         INSERT INTO predictions (id, transcript_id, model_version, outputs, latency_ms)
+         SELECT p, t, v, o::jsonb, l
+         FROM UNNEST($5::uuid[], $1::uuid[], $6::text[], $7::text[], $8::real[]) AS u(p, t, v, o, l)",
+    )
+    .bind(&transcript_ids)
+    .bind(&call_ids)
+    .bind(&texts)
+    .bind(&metadata)
+    .bind(&prediction_ids)
+    .bind(&versions)
+    .bind(&outputs)
+    .bind(&latencies)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct TranscriptRow {
+    pub id: Uuid,
+    pub call_id: Option<String>,
+    pub text: String,
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct PredictionRow {
+    pub id: Uuid,
+    pub model_version: String,
+    pub outputs: serde_json::Value,
+    pub latency_ms: f32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct LabelRow {
+    pub id: i64,
+    pub task: String,
+    pub label: String,
+    pub source: String,
+    pub annotator: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub superseded_at: Option<DateTime<Utc>>,
+}
+
+/// A transcript with every prediction and label (current and superseded) it has.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TranscriptDetail {
+    #[serde(flatten)]
+    pub transcript: TranscriptRow,
+    pub predictions: Vec<PredictionRow>,
+    pub labels: Vec<LabelRow>,
+}
+
+pub async fn get_detail(pool: &PgPool, id: Uuid) -> Result<Option<TranscriptDetail>, StoreError> {
+    let transcript: Option<TranscriptRow> = sqlx::query_as(
+        "SELECT id, call_id, text, metadata, created_at FROM transcripts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(transcript) = transcript else {
+        return Ok(None);
+    };
+    let predictions = sqlx::query_as(
+        "SELECT id, model_version, outputs, latency_ms, created_at FROM predictions
+         WHERE transcript_id = $1 ORDER BY created_at, id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let labels = sqlx::query_as(
+        "SELECT id, task, label, source, annotator, created_at, superseded_at FROM labels
+         WHERE transcript_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(TranscriptDetail {
+        transcript,
+        predictions,
+        labels,
+    }))
+}
+
+/// Whether a transcript with this id exists.
+pub async fn exists(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
+    let row: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM transcripts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// The transcript a prediction was made for.
+pub async fn by_prediction(pool: &PgPool, prediction_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT transcript_id FROM predictions WHERE id = $1")
+            .bind(prediction_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// The most recent transcript of a call.
+pub async fn latest_for_call(pool: &PgPool, call_id: &str) -> Result<Option<Uuid>, StoreError> {
+    let row: Option<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM transcripts WHERE call_id = $1 ORDER BY created_at DESC, id LIMIT 1",
+    )
+    .bind(call_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// How many predictions are stored (for the load benchmark's check and tests).
+pub async fn count_predictions(pool: &PgPool) -> Result<i64, StoreError> {
+    let row: (i64,) = sqlx::query_as("SELECT count(*) FROM predictions")
+        .fetch_one(pool)
+        .await?;
+    Ok(row.0)
+}

@@ -1,0 +1,383 @@
+//! POST /classify and the routes around it, against `voc::app` on a fresh database.
+
+mod common;
+
+use axum::body::Body;
+use common::{get, post_json, send_raw};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn labels_of(state: &voc::service::AppState, task: &str) -> Vec<String> {
+    state
+        .pipeline
+        .active()
+        .tasks
+        .iter()
+        .find(|t| t.name == task)
+        .unwrap()
+        .labels
+        .clone()
+}
+
+#[sqlx::test]
+async fn classifying_one_text_answers_every_task_and_stores_transcript_and_prediction(
+    pool: sqlx::PgPool,
+) {
+    let (app, state) = common::app(pool.clone()).await;
+    let a = post_json(
+        &app,
+        "/classify",
+        &json!({"text": "I was charged twice for one coffee", "call_id": "call-1", "metadata": {"agent": 7}}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let predictions = &a.json["predictions"];
+    for task in ["category", "sentiment"] {
+        let label = predictions[task]["label"].as_str().unwrap();
+        assert!(labels_of(&state, task).contains(&label.to_string()));
+        let probs = predictions[task]["probabilities"].as_object().unwrap();
+        assert_eq!(probs.len(), labels_of(&state, task).len());
+        let sum: f64 = probs.values().map(|p| p.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-3, "probabilities sum to {sum}");
+        assert_eq!(
+            predictions[task]["confidence"].as_f64().unwrap(),
+            probs[label].as_f64().unwrap()
+        );
+    }
+    let id: uuid::Uuid = a.json["transcript_id"].as_str().unwrap().parse().unwrap();
+    let (text, call_id, metadata): (String, Option<String>, Value) =
+        sqlx::query_as("SELECT text, call_id, metadata FROM transcripts WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(text, "I was charged twice for one coffee");
+    assert_eq!(call_id.as_deref(), Some("call-1"));
+    assert_eq!(metadata, json!({"agent": 7}));
+    let (outputs, version): (Value, String) =
+        sqlx::query_as("SELECT outputs, model_version FROM predictions WHERE transcript_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(&outputs, predictions);
+    assert_eq!(version, a.json["model_version"].as_str().unwrap());
+}
+
+#[sqlx::test]
+async fn a_batch_gets_one_result_per_item_in_request_order(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let texts = [
+        "my card has not arrived",
+        "please close my account",
+        "thanks, all good",
+    ];
+    let items: Vec<Value> = texts.iter().map(|t| json!({"text": t})).collect();
+    let a = post_json(&app, "/classify", &json!({ "items": items })).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let results = a.json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for (result, text) in results.iter().zip(texts) {
+        let t = get(
+            &app,
+            &format!("/transcripts/{}", result["transcript_id"].as_str().unwrap()),
+        )
+        .await;
+        assert_eq!(t.json["text"], text);
+        assert_eq!(t.json["predictions"][0]["id"], result["prediction_id"]);
+    }
+}
+
+#[sqlx::test]
+async fn bad_input_gets_a_json_error_with_the_right_status_and_no_internals(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let json_ct = Some("application/json");
+    let too_many: Vec<Value> = (0..9)
+        .map(|i| json!({"text": format!("text {i}")}))
+        .collect();
+    let huge = json!({"text": "a".repeat(20 * 1024)}).to_string();
+    // (what, method, uri, content type, body, expected status, expected error code)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        String,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        ("invalid JSON", "POST", "/classify", json_ct, "{\"text\": ".into(), 400, "bad_request"),
+        ("not JSON content type", "POST", "/classify", Some("text/plain"), "{\"text\": \"hi\"}".into(), 415, "unsupported_media_type"),
+        ("text of the wrong type", "POST", "/classify", json_ct, json!({"text": 5}).to_string(), 422, "invalid_input"),
+        ("missing text", "POST", "/classify", json_ct, json!({"call_id": "x"}).to_string(), 422, "invalid_input"),
+        ("empty text", "POST", "/classify", json_ct, json!({"text": " \n\t "}).to_string(), 422, "invalid_input"),
+        ("text and items", "POST", "/classify", json_ct, json!({"text": "a", "items": [{"text": "b"}]}).to_string(), 422, "invalid_input"),
+        ("empty items", "POST", "/classify", json_ct, json!({"items": []}).to_string(), 422, "invalid_input"),
+        ("an empty item", "POST", "/classify", json_ct, json!({"items": [{"text": "ok"}, {"text": ""}]}).to_string(), 422, "invalid_input"),
+        ("batch over the limit", "POST", "/classify", json_ct, json!({"items": too_many}).to_string(), 422, "invalid_input"),
+        ("unknown field", "POST", "/classify", json_ct, json!({"text": "a", "txet": "b"}).to_string(), 422, "invalid_input"),
+        ("metadata not an object", "POST", "/classify", json_ct, json!({"text": "a", "metadata": [1]}).to_string(), 422, "invalid_input"),
+        ("NUL in text", "POST", "/classify", json_ct, json!({"text": "a\u{0}b"}).to_string(), 422, "invalid_input"),
+        ("body over the limit", "POST", "/classify", json_ct, huge, 413, "payload_too_large"),
+        ("transcript id not a uuid", "GET", "/transcripts/not-a-uuid", None, String::new(), 404, "not_found"),
+        ("unknown transcript", "GET", "/transcripts/6f1c1f9e-8a52-4a43-9d4a-2a2b7c1b0a11", None, String::new(), 404, "not_found"),
+        ("unknown route", "GET", "/nope", None, String::new(), 404, "not_found"),
+        ("wrong method", "DELETE", "/classify", None, String::new(), 405, "method_not_allowed"),
+        ("feedback for an unknown prediction", "POST", "/feedback", json_ct, json!({"prediction_id": "6f1c1f9e-8a52-4a43-9d4a-2a2b7c1b0a11", "labels": {"sentiment": "negative"}}).to_string(), 404, "not_found"),
+    ];
+    for (name, method, uri, ct, body, status, code) in cases {
+        let a = send_raw(&app, method, uri, ct, body, &[]).await;
+        assert_eq!(a.status.as_u16(), status, "{name}: {}", a.text);
+        assert_eq!(a.json["error"]["code"], code, "{name}: {}", a.text);
+        let message = a.json["error"]["message"].as_str().unwrap_or("");
+        assert!(!message.is_empty(), "{name}: no message");
+        for leak in ["sqlx", "panicked", "src/", ".rs:", "postgres", "libtorch"] {
+            assert!(!a.text.contains(leak), "{name} leaks '{leak}': {}", a.text);
+        }
+    }
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM transcripts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "no bad request stores anything");
+}
+
+#[sqlx::test]
+async fn control_characters_and_odd_unicode_are_accepted_and_round_tripped(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool).await;
+    let texts = [
+        "tab\there\r\nnew line and a bell \u{7} and escape \u{1b}[0m",
+        "emoji 😀👍🏽 right-to-left \u{202E}abc\u{202C} zero\u{200B}width",
+        "배송이 너무 늦어요. 환불해 주세요",
+        "combining e\u{301} and BOM \u{FEFF} and a lone \u{FFFD}",
+        "\"quotes\" and \\backslashes\\ and </script>",
+    ];
+    for text in texts {
+        let a = post_json(&app, "/classify", &json!({"text": text, "call_id": text})).await;
+        assert_eq!(a.status, 200, "{text:?}: {}", a.text);
+        let t = get(
+            &app,
+            &format!("/transcripts/{}", a.json["transcript_id"].as_str().unwrap()),
+        )
+        .await;
+        assert_eq!(t.json["text"].as_str().unwrap(), text);
+        assert_eq!(t.json["call_id"].as_str().unwrap(), text);
+    }
+}
+
+#[sqlx::test]
+async fn a_full_queue_answers_503_with_retry_after_at_once_and_the_queued_request_still_succeeds(
+    pool: sqlx::PgPool,
+) {
+    let mut settings = common::settings();
+    settings.pipeline.queue_capacity = 1;
+    // A slow batch: the first request waits this long for company before it is scored.
+    settings.pipeline.max_batch_wait = Duration::from_millis(1500);
+    let (app, state) = common::app_with(settings, pool).await;
+    let first_app = app.clone();
+    let first = tokio::spawn(async move {
+        post_json(&first_app, "/classify", &json!({"text": "first in line"})).await
+    });
+    let waited = Instant::now();
+    while state.pipeline.queue_depth() < 1 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "first request never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let second = post_json(&app, "/classify", &json!({"text": "no room for me"})).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "refusal took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(second.status, 503);
+    assert_eq!(second.json["error"]["code"], "overloaded");
+    assert_eq!(second.headers["retry-after"], "1");
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.text);
+}
+
+#[sqlx::test]
+async fn routes_require_the_right_api_key_when_keys_are_configured(pool: sqlx::PgPool) {
+    let mut settings = common::settings();
+    settings.keys = voc::service::ApiKeys::from_lists("classify-key", " admin-key ,");
+    let (app, _) = common::app_with(settings, pool).await;
+    let body = json!({"text": "hello"}).to_string();
+    let ct = Some("application/json");
+    let call = |uri: &'static str, key: Option<&'static str>, body: String| {
+        let app = app.clone();
+        async move {
+            let auth = key.map(|k| format!("Bearer {k}"));
+            let headers: Vec<(&str, &str)> =
+                auth.iter().map(|a| ("authorization", a.as_str())).collect();
+            send_raw(&app, "POST", uri, ct, body, &headers)
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    assert_eq!(call("/classify", None, body.clone()).await, 401);
+    assert_eq!(call("/classify", Some("wrong"), body.clone()).await, 401);
+    assert_eq!(
+        call("/classify", Some("classify-key"), body.clone()).await,
+        200
+    );
+    assert_eq!(
+        call("/classify", Some("admin-key"), body.clone()).await,
+        200
+    );
+    let feedback = json!({"call_id": "none", "labels": {"sentiment": "negative"}}).to_string();
+    assert_eq!(
+        call("/feedback", Some("classify-key"), feedback.clone()).await,
+        401
+    );
+    assert_eq!(call("/feedback", Some("admin-key"), feedback).await, 404);
+    let a = send_raw(
+        &app,
+        "GET",
+        "/models/active",
+        None,
+        Body::empty(),
+        &[("x-api-key", "classify-key")],
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(get(&app, "/metrics").await.status, 200);
+    assert_eq!(get(&app, "/healthz").await.status, 200);
+}
+
+#[sqlx::test]
+async fn metrics_count_requests_by_route_and_status_and_predictions_by_label(pool: sqlx::PgPool) {
+    let (app, state) = common::app(pool).await;
+    let a = post_json(&app, "/classify", &json!({"text": "where is my refund"})).await;
+    assert_eq!(a.status, 200);
+    let bad = post_json(&app, "/classify", &json!({"text": ""})).await;
+    assert_eq!(bad.status, 422);
+    let m = get(&app, "/metrics").await.text;
+    assert!(
+        m.contains("voc_http_requests_total{method=\"POST\",route=\"/classify\",status=\"200\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("voc_http_requests_total{method=\"POST\",route=\"/classify\",status=\"422\"} 1"),
+        "{m}"
+    );
+    let label = a.json["predictions"]["sentiment"]["label"]
+        .as_str()
+        .unwrap();
+    assert!(
+        m.contains(&format!(
+            "voc_predictions_total{{task=\"sentiment\",label=\"{label}\"}} 1"
+        )),
+        "{m}"
+    );
+    assert!(m.contains(&format!(
+        "voc_model_info{{version=\"{}\"}} 1",
+        state.pipeline.active().version
+    )));
+    assert!(m.contains("voc_batch_size_count 1"), "{m}");
+    assert!(m.contains("voc_queue_depth 0"), "{m}");
+}
+
+#[sqlx::test]
+async fn the_openapi_document_describes_every_route_and_docs_link_to_it(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool).await;
+    let doc = get(&app, "/openapi.json").await.json;
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/classify",
+        "/feedback",
+        "/transcripts/{id}",
+        "/models",
+        "/models/active",
+        "/models/{version}/activate",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not documented");
+    }
+    let page = get(&app, "/docs").await;
+    assert!(page.text.contains("/openapi.json") && page.text.contains("POST /classify"));
+}
+
+#[sqlx::test]
+async fn the_active_model_version_is_recorded_in_postgres(pool: sqlx::PgPool) {
+    let (app, state) = common::app(pool.clone()).await;
+    let active = voc::store::models::active_version(&pool).await.unwrap();
+    assert_eq!(
+        active.as_deref(),
+        Some(state.pipeline.active().version.as_str())
+    );
+    let listed = get(&app, "/models").await.json;
+    assert_eq!(listed["versions"][0]["active"], true);
+    let again = send_raw(
+        &app,
+        "POST",
+        &format!("/models/{}/activate", state.pipeline.active().version),
+        None,
+        Body::empty(),
+        &[],
+    )
+    .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json["active"], true);
+    let missing = send_raw(
+        &app,
+        "POST",
+        "/models/v-nope/activate",
+        None,
+        Body::empty(),
+        &[],
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+}
+
+#[sqlx::test]
+async fn a_request_over_the_time_limit_gets_408_with_a_json_error(pool: sqlx::PgPool) {
+    let mut settings = common::settings();
+    settings.limits.request_timeout = Duration::from_millis(200);
+    settings.pipeline.max_batch_wait = Duration::from_millis(1500);
+    let (app, _) = common::app_with(settings, pool).await;
+    let started = Instant::now();
+    let a = post_json(&app, "/classify", &json!({"text": "slow batch"})).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(a.status, 408);
+    assert_eq!(a.json["error"]["code"], "timeout");
+}
+
+#[sqlx::test]
+async fn a_request_larger_than_the_batch_size_is_scored_alone_and_answered_whole(
+    pool: sqlx::PgPool,
+) {
+    let mut settings = common::settings();
+    settings.pipeline.max_batch_size = 3;
+    let (app, _) = common::app_with(settings, pool.clone()).await;
+    let items: Vec<Value> = (0..8)
+        .map(|i| json!({"text": format!("transcript number {i}")}))
+        .collect();
+    let (small_body, big_body) = (json!({"text": "a small one"}), json!({ "items": items }));
+    let (small, big) = tokio::join!(
+        post_json(&app, "/classify", &small_body),
+        post_json(&app, "/classify", &big_body),
+    );
+    assert_eq!(small.status, 200, "{}", small.text);
+    assert_eq!(big.status, 200, "{}", big.text);
+    assert_eq!(big.json["results"].as_array().unwrap().len(), 8);
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM predictions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 9);
+}

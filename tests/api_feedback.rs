@@ -1,0 +1,289 @@
+//! POST /feedback: validation against the active model, one current label per annotator,
+//! history kept on corrections; and the service's behaviour through a database outage.
+
+mod common;
+
+use common::{get, post_json};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+async fn classify(app: &axum::Router, text: &str, call_id: &str) -> Value {
+    let a = post_json(app, "/classify", &json!({"text": text, "call_id": call_id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.json
+}
+
+async fn label_rows(pool: &sqlx::PgPool) -> Vec<(String, String, Option<String>, bool)> {
+    sqlx::query_as(
+        "SELECT task, label, annotator, superseded_at IS NOT NULL FROM labels ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn an_unknown_task_or_label_is_refused_with_422_listing_the_allowed_ones(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let c = classify(&app, "card declined at the shop", "call-a").await;
+    let id = c["transcript_id"].clone();
+    let bad_label = post_json(
+        &app,
+        "/feedback",
+        &json!({"transcript_id": id, "labels": {"sentiment": "furious"}}),
+    )
+    .await;
+    assert_eq!(bad_label.status, 422);
+    assert!(bad_label.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("negative, positive"));
+    assert_eq!(
+        bad_label.json["error"]["details"]["allowed"]["sentiment"],
+        json!(["negative", "positive"])
+    );
+    let bad_task = post_json(
+        &app,
+        "/feedback",
+        &json!({"transcript_id": id, "labels": {"mood": "negative"}}),
+    )
+    .await;
+    assert_eq!(bad_task.status, 422);
+    assert!(bad_task.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("category, sentiment"));
+    let none = post_json(
+        &app,
+        "/feedback",
+        &json!({"transcript_id": id, "labels": {}}),
+    )
+    .await;
+    assert_eq!(none.status, 422);
+    let no_target = post_json(
+        &app,
+        "/feedback",
+        &json!({"labels": {"sentiment": "negative"}}),
+    )
+    .await;
+    assert_eq!(no_target.status, 422);
+    assert!(label_rows(&pool).await.is_empty());
+}
+
+#[sqlx::test]
+async fn the_same_label_sent_twice_is_stored_exactly_once(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let c = classify(&app, "thanks for the quick refund", "call-b").await;
+    let body = json!({"transcript_id": c["transcript_id"], "labels": {"sentiment": "positive"}, "annotator": "qa-1"});
+    let first = post_json(&app, "/feedback", &body).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.json["labels"][0]["outcome"], "created");
+    let second = post_json(&app, "/feedback", &body).await;
+    assert_eq!(second.json["labels"][0]["outcome"], "unchanged");
+    assert_eq!(
+        label_rows(&pool).await,
+        vec![(
+            "sentiment".into(),
+            "positive".into(),
+            Some("qa-1".into()),
+            false
+        )]
+    );
+}
+
+#[sqlx::test]
+async fn identical_feedback_sent_concurrently_is_stored_exactly_once(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let c = classify(&app, "lost my card yesterday", "call-c").await;
+    let body = json!({"transcript_id": c["transcript_id"], "labels": {"category": "lost_or_stolen_card", "sentiment": "negative"}});
+    let answers = futures_join(&app, &body, 8).await;
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    assert_eq!(label_rows(&pool).await.len(), 2);
+}
+
+async fn futures_join(app: &axum::Router, body: &Value, n: usize) -> Vec<u16> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (app, body) = (app.clone(), body.clone());
+            tokio::spawn(async move { post_json(&app, "/feedback", &body).await.status.as_u16() })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[sqlx::test]
+async fn a_correction_by_the_same_annotator_supersedes_the_earlier_label_and_keeps_history(
+    pool: sqlx::PgPool,
+) {
+    let (app, _) = common::app(pool.clone()).await;
+    let c = classify(&app, "the transfer never arrived", "call-d").await;
+    let id = c["transcript_id"].clone();
+    let send = |label: &'static str, annotator: &'static str| {
+        let (app, id) = (app.clone(), id.clone());
+        async move {
+            post_json(&app, "/feedback", &json!({"transcript_id": id, "labels": {"sentiment": label}, "annotator": annotator})).await
+        }
+    };
+    assert_eq!(
+        send("positive", "ann").await.json["labels"][0]["outcome"],
+        "created"
+    );
+    assert_eq!(
+        send("negative", "ann").await.json["labels"][0]["outcome"],
+        "replaced"
+    );
+    assert_eq!(
+        send("positive", "other").await.json["labels"][0]["outcome"],
+        "created"
+    );
+    assert_eq!(
+        label_rows(&pool).await,
+        vec![
+            (
+                "sentiment".into(),
+                "positive".into(),
+                Some("ann".into()),
+                true
+            ),
+            (
+                "sentiment".into(),
+                "negative".into(),
+                Some("ann".into()),
+                false
+            ),
+            (
+                "sentiment".into(),
+                "positive".into(),
+                Some("other".into()),
+                false
+            ),
+        ]
+    );
+    let t = get(&app, &format!("/transcripts/{}", id.as_str().unwrap())).await;
+    let labels = t.json["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 3);
+    assert!(labels[0]["superseded_at"].is_string());
+    assert!(labels[1]["superseded_at"].is_null());
+    assert_eq!(labels[1]["source"], "feedback");
+}
+
+#[sqlx::test]
+async fn feedback_finds_its_transcript_by_prediction_id_or_by_the_latest_of_a_call(
+    pool: sqlx::PgPool,
+) {
+    let (app, _) = common::app(pool.clone()).await;
+    let older = classify(&app, "first part of the call", "call-e").await;
+    let newer = classify(&app, "second part of the call", "call-e").await;
+    let by_call = post_json(
+        &app,
+        "/feedback",
+        &json!({"call_id": "call-e", "labels": {"sentiment": "negative"}}),
+    )
+    .await;
+    assert_eq!(by_call.json["transcript_id"], newer["transcript_id"]);
+    let by_prediction = post_json(
+        &app,
+        "/feedback",
+        &json!({"prediction_id": older["prediction_id"], "labels": {"sentiment": "positive"}}),
+    )
+    .await;
+    assert_eq!(by_prediction.json["transcript_id"], older["transcript_id"]);
+    let unknown_call = post_json(
+        &app,
+        "/feedback",
+        &json!({"call_id": "no-such-call", "labels": {"sentiment": "positive"}}),
+    )
+    .await;
+    assert_eq!(unknown_call.status, 404);
+}
+
+/// A TCP proxy in front of the real Postgres that can cut every connection and refuse new ones.
+struct FlakyProxy {
+    port: u16,
+    down: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl FlakyProxy {
+    async fn start(upstream: (String, u16)) -> FlakyProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (d, l) = (down.clone(), links.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if d.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is closed at once
+                }
+                let up = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(up).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                l.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        FlakyProxy { port, down, links }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+#[sqlx::test]
+async fn a_database_outage_answers_503_and_the_service_recovers_without_restart(
+    _opts: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let proxy = FlakyProxy::start((connect.get_host().to_string(), connect.get_port())).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(500))
+        .test_before_acquire(true)
+        .connect_lazy_with(connect.clone().host("127.0.0.1").port(proxy.port));
+    let (app, _) = common::app(pool).await;
+    let before = post_json(&app, "/classify", &json!({"text": "before the outage"})).await;
+    assert_eq!(before.status, 200, "{}", before.text);
+
+    proxy.cut();
+    let during = post_json(&app, "/classify", &json!({"text": "during the outage"})).await;
+    assert_eq!(during.status, 503, "{}", during.text);
+    assert_eq!(during.json["error"]["code"], "unavailable");
+    assert_eq!(during.headers["retry-after"], "1");
+    assert!(!during.text.contains("sqlx") && !during.text.contains("127.0.0.1"));
+    let feedback = post_json(&app, "/feedback", &json!({"transcript_id": before.json["transcript_id"], "labels": {"sentiment": "negative"}})).await;
+    assert_eq!(feedback.status, 503);
+    assert_eq!(get(&app, "/readyz").await.status, 503);
+
+    proxy.restore();
+    let after = post_json(&app, "/classify", &json!({"text": "after the outage"})).await;
+    assert_eq!(after.status, 200, "{}", after.text);
+    let stored = get(
+        &app,
+        &format!(
+            "/transcripts/{}",
+            after.json["transcript_id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(stored.json["text"], "after the outage");
+}

@@ -1,0 +1,141 @@
+//! Shared test helpers: a small model trained once per test binary, the app built on a
+//! `#[sqlx::test]` database, and a one-call request helper.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use tower::ServiceExt;
+use voc::pipeline::PipelineSettings;
+use voc::service::{ApiKeys, AppState, Limits, ServiceSettings};
+use voc::store::DatabaseSettings;
+
+/// A model store holding one version trained on the demo fixtures (tasks `category` and
+/// `sentiment`), trained once per test binary with the real `voc train`.
+pub fn model_store() -> &'static Path {
+    static STORE: OnceLock<PathBuf> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let root = env!("CARGO_MANIFEST_DIR");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_voc"))
+            .args(["train", "--epochs", "2", "--store"])
+            .arg(&dir)
+            .arg("--train")
+            .arg(format!("{root}/tests/fixtures/demo_train.jsonl"))
+            .arg("--valid")
+            .arg(format!("{root}/tests/fixtures/demo_test.jsonl"))
+            .output()
+            .expect("run voc train");
+        assert!(
+            out.status.success(),
+            "voc train failed ({}): {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// Settings for tests: small limits so they are easy to cross, no API keys.
+pub fn settings() -> ServiceSettings {
+    ServiceSettings {
+        bind: "127.0.0.1:0".into(),
+        database: DatabaseSettings {
+            url: String::new(),
+            max_connections: 4,
+            acquire_timeout: Duration::from_millis(500),
+        },
+        store_dir: model_store().to_path_buf(),
+        model_version: None,
+        pipeline: PipelineSettings {
+            max_batch_size: 64,
+            max_batch_wait: Duration::from_millis(1),
+            queue_capacity: 64,
+            inference_threads: 1,
+            device: tch::Device::Cpu,
+        },
+        limits: Limits {
+            body_limit_bytes: 16 * 1024,
+            max_items_per_request: 8,
+            request_timeout: Duration::from_secs(30),
+        },
+        keys: ApiKeys::default(),
+        shutdown_grace: Duration::from_secs(1),
+    }
+}
+
+/// The app exactly as `voc serve` builds it, on `pool`.
+pub async fn app_with(settings: ServiceSettings, pool: sqlx::PgPool) -> (Router, AppState) {
+    let (state, _worker) = voc::service::prepare(&settings, pool)
+        .await
+        .expect("prepare the service");
+    (voc::app(state.clone()), state)
+}
+
+pub async fn app(pool: sqlx::PgPool) -> (Router, AppState) {
+    app_with(settings(), pool).await
+}
+
+/// One answered request: status, headers and the body parsed as JSON (`Null` when not JSON).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+/// Sends `body` (raw) with the given content type and extra headers.
+pub async fn send_raw(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(body.into()).unwrap())
+        .await
+        .expect("the router never fails");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Answer {
+        status,
+        headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+pub async fn post_json(app: &Router, uri: &str, body: &Value) -> Answer {
+    send_raw(
+        app,
+        "POST",
+        uri,
+        Some("application/json"),
+        body.to_string(),
+        &[],
+    )
+    .await
+}
+
+pub async fn get(app: &Router, uri: &str) -> Answer {
+    send_raw(app, "GET", uri, None, Body::empty(), &[]).await
+}
