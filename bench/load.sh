@@ -63,10 +63,10 @@ RUST_LOG="${RUST_LOG:-warn}" DATABASE_URL="$BENCH_URL" "$VOC" serve --bind "127.
   --store "$STORE" --max-items-per-request 64 ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+  curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
   sleep 0.2
 done
-curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
+curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
 VERSION="$(curl -s "http://127.0.0.1:$PORT/models/active" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')"
 
 # CPU seconds (user+system) so far: the whole machine, a process, one named thread, all postgres.

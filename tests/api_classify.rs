@@ -247,7 +247,12 @@ async fn routes_require_the_right_api_key_when_keys_are_configured(pool: sqlx::P
     .await;
     assert_eq!(a.status, 200);
     assert_eq!(get(&app, "/metrics").await.status, 200);
-    assert_eq!(get(&app, "/healthz").await.status, 200);
+    assert_eq!(get(&app, "/health").await.status, 200);
+    assert_eq!(
+        get(&app, "/healthz").await.status,
+        200,
+        "the Kubernetes-style alias answers too"
+    );
 }
 
 #[sqlx::test]
@@ -295,8 +300,8 @@ async fn the_openapi_document_describes_every_route_and_docs_link_to_it(pool: sq
         "/models",
         "/models/active",
         "/models/{version}/activate",
-        "/healthz",
-        "/readyz",
+        "/health",
+        "/ready",
         "/metrics",
         "/openapi.json",
         "/docs",

@@ -272,7 +272,7 @@ async fn a_database_outage_answers_503_and_the_service_recovers_without_restart(
     assert!(!during.text.contains("sqlx") && !during.text.contains("127.0.0.1"));
     let feedback = post_json(&app, "/feedback", &json!({"transcript_id": before.json["transcript_id"], "labels": {"sentiment": "negative"}})).await;
     assert_eq!(feedback.status, 503);
-    assert_eq!(get(&app, "/readyz").await.status, 503);
+    assert_eq!(get(&app, "/ready").await.status, 503);
 
     proxy.restore();
     let after = post_json(&app, "/classify", &json!({"text": "after the outage"})).await;

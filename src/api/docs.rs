@@ -119,8 +119,8 @@ pub fn document() -> Value {
                 "security": [{"bearer": []}, {"apiKey": []}],
                 "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": ok("ModelVersion"), "404": error_response("No such version"), "409": error_response("The version cannot be loaded")}}},
-            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
-            "/readyz": {"get": {"summary": "Readiness: the database answers", "responses": {"200": {"description": "OK"}, "503": error_response("Database unavailable")}}},
+            "/health": {"get": {"summary": "Liveness (alias /healthz)", "responses": {"200": {"description": "OK"}}}},
+            "/ready": {"get": {"summary": "Readiness: the model is loaded and the database answers (alias /readyz)", "responses": {"200": {"description": "OK"}, "503": error_response("Database unavailable")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (text format)", "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
             "/docs": {"get": {"summary": "API documentation page", "responses": {"200": {"description": "OK", "content": {"text/html": {}}}}}}

@@ -41,6 +41,9 @@ pub fn app(state: AppState) -> Router {
             auth::require_admin_key,
         ));
     let open_routes = Router::new()
+        .route("/health", get(health::live))
+        .route("/ready", get(health::ready))
+        // Kubernetes-style aliases.
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
