@@ -50,7 +50,7 @@ impl Default for ModelConfig {
             cnn_widths: vec![2, 3, 4, 5],
             cnn_filters: 100,
             lstm_hidden: 128,
-            dropout: 0.5,
+            dropout: 0.3,
             assoc_dim: 128,
         }
     }

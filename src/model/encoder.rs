@@ -61,11 +61,20 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(vs: &nn::Path, config: &ModelConfig, vocab_size: i64) -> Encoder {
+        // Small initial embeddings keep the first logits near zero; N(0, 1) (the
+        // default) makes conv features, and the first losses, several times too large.
+        let embedding_config = nn::EmbeddingConfig {
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.1,
+            },
+            ..Default::default()
+        };
         let embedding = nn::embedding(
             vs / "embedding",
             vocab_size,
             config.embedding_dim,
-            Default::default(),
+            embedding_config,
         );
         let use_cnn = matches!(config.encoder, EncoderKind::Cnn | EncoderKind::CnnLstm);
         let use_lstm = matches!(config.encoder, EncoderKind::Lstm | EncoderKind::CnnLstm);
