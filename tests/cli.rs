@@ -26,25 +26,15 @@ fn trained() -> &'static (tempfile::TempDir, PathBuf) {
         let store = tempfile::tempdir().unwrap();
         let config = store.path().join("small.toml");
         std::fs::write(&config, SMALL_CONFIG).unwrap();
-        let out = Command::new(voc_bin())
-            .args(["train", "--train"])
-            .arg(fixture("demo_train.jsonl"))
-            .arg("--valid")
-            .arg(fixture("demo_test.jsonl"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--store")
-            .arg(store.path())
-            .args(["--seed", "7"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let dir = voc_train_demo(
+            &[
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--seed".as_ref(),
+                "7".as_ref(),
+            ],
+            store.path(),
         );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let dir = PathBuf::from(stdout.lines().last().unwrap());
         (store, dir)
     })
 }

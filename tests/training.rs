@@ -125,36 +125,9 @@ fn korean_sentiment_trains_above_chance_and_tokenizes_without_unknowns() {
 /// Trains through the CLI in its own process (libtorch's RNG is process-global, so two
 /// trainings in one test process would share it) and returns the version folder.
 fn train_in_process(store: &std::path::Path) -> std::path::PathBuf {
-    let out = std::process::Command::new(voc_bin())
-        .args([
-            "train",
-            "--epochs",
-            "2",
-            "--vocab-size",
-            "2000",
-            "--threads",
-            "1",
-            "--train",
-        ])
-        .arg(fixture("demo_train.jsonl"))
-        .arg("--valid")
-        .arg(fixture("demo_test.jsonl"))
-        .arg("--store")
-        .arg(store)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::path::PathBuf::from(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap(),
-    )
+    let flags = ["--epochs", "2", "--vocab-size", "2000", "--threads", "1"];
+    let flags: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    voc_train_demo(&flags, store)
 }
 
 #[test]

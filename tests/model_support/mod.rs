@@ -62,3 +62,31 @@ pub fn train_fixture(
 pub fn voc_bin() -> &'static str {
     env!("CARGO_BIN_EXE_voc")
 }
+
+/// Runs `voc train` on the demo fixture in its own process with `extra` flags, storing into
+/// `store`; returns the version folder (the last stdout line).
+pub fn voc_train_demo(extra: &[&std::ffi::OsStr], store: &Path) -> PathBuf {
+    let out = std::process::Command::new(voc_bin())
+        .arg("train")
+        .arg("--train")
+        .arg(fixture("demo_train.jsonl"))
+        .arg("--valid")
+        .arg(fixture("demo_test.jsonl"))
+        .arg("--store")
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "voc train failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+}
