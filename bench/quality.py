@@ -54,6 +54,7 @@ def main():
     voc = args.voc or subprocess.run(["bash", str(ROOT / "scripts/setup.sh")], check=True,
                                      capture_output=True, text=True).stdout.strip().splitlines()[-1]
     seeds = [int(s) for s in args.seeds.split(",")]
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     store = tempfile.mkdtemp(prefix="voc-bench-")
     results = {}
     for proto, arm, data, flags, tasks in runs(args.only.lower().split(",")):
@@ -76,7 +77,6 @@ def main():
                 results.setdefault((proto, task, arm), []).append((m["macro_f1"] * 100, m["accuracy"] * 100, secs))
                 print(f"{proto:11} {arm:26} {task:9} seed {seed}: macro-F1 {m['macro_f1']*100:.2f} "
                       f"accuracy {m['accuracy']*100:.2f} ({secs:.0f}s)", file=sys.stderr, flush=True)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"\nQuality on {DATA} (test splits), commit {commit}, {platform.node()} {os.cpu_count()} CPUs, seeds {args.seeds}"
           + (f", extra flags `{args.extra}`" if args.extra else ""))
     print("\n| protocol | task | arm | macro-F1 (mean ± sd) | accuracy | TF-IDF macro-F1 | TF-IDF acc | Δ macro-F1 | train+eval s/run |")
