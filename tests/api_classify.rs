@@ -202,6 +202,28 @@ async fn a_full_queue_answers_503_with_retry_after_at_once_and_the_queued_reques
 }
 
 #[sqlx::test]
+async fn admin_routes_stay_closed_when_only_classify_keys_are_configured(pool: sqlx::PgPool) {
+    let mut settings = common::settings();
+    settings.keys = voc::service::ApiKeys::from_lists("classify-key", "");
+    let (app, _) = common::app_with(settings, pool).await;
+    let feedback = json!({"call_id": "none", "labels": {"sentiment": "negative"}}).to_string();
+    for key in [None, Some("Bearer classify-key")] {
+        let headers: Vec<(&str, &str)> = key.iter().map(|k| ("authorization", *k)).collect();
+        let status = send_raw(
+            &app,
+            "POST",
+            "/feedback",
+            Some("application/json"),
+            feedback.clone(),
+            &headers,
+        )
+        .await
+        .status;
+        assert_eq!(status, 401, "feedback with {key:?}");
+    }
+}
+
+#[sqlx::test]
 async fn routes_require_the_right_api_key_when_keys_are_configured(pool: sqlx::PgPool) {
     let mut settings = common::settings();
     settings.keys = voc::service::ApiKeys::from_lists("classify-key", " admin-key ,");

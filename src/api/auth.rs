@@ -26,8 +26,7 @@ pub async fn require_classify_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     let keys = &state.keys;
-    let open = keys.classify.is_empty() && keys.admin.is_empty();
-    let allowed = open
+    let allowed = keys.is_open()
         || presented_key(req.headers())
             .is_some_and(|k| keys.classify.contains(k) || keys.admin.contains(k));
     if !allowed {
@@ -42,8 +41,9 @@ pub async fn require_admin_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     let keys = &state.keys;
-    let allowed = keys.admin.is_empty()
-        || presented_key(req.headers()).is_some_and(|k| keys.admin.contains(k));
+    // Configuring only classify keys closes the admin routes; it must not open them.
+    let allowed =
+        keys.is_open() || presented_key(req.headers()).is_some_and(|k| keys.admin.contains(k));
     if !allowed {
         return Err(ApiError::Unauthorized);
     }

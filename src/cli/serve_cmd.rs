@@ -109,7 +109,7 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
-    if settings.keys.classify.is_empty() && settings.keys.admin.is_empty() {
+    if settings.keys.is_open() {
         tracing::warn!("no API keys configured: every route is open");
     }
     tokio::runtime::Builder::new_multi_thread()

@@ -37,6 +37,11 @@ impl ApiKeys {
             admin: parse(admin),
         }
     }
+
+    /// No key configured at all: every route is open (a warning is logged at start-up).
+    pub fn is_open(&self) -> bool {
+        self.classify.is_empty() && self.admin.is_empty()
+    }
 }
 
 /// Request-shape limits.
