@@ -99,10 +99,10 @@ impl Classifier {
             .iter()
             .map(|p| {
                 let classes = p.size()[1] as usize;
-                let flat: Vec<f32> = Vec::<f32>::try_from(p.flatten(0, -1)).unwrap_or_default();
-                flat.chunks(classes.max(1)).map(|c| c.to_vec()).collect()
+                let flat = Vec::<f32>::try_from(p.flatten(0, -1))?;
+                Ok(flat.chunks(classes.max(1)).map(|c| c.to_vec()).collect())
             })
-            .collect();
+            .collect::<Result<_, tch::TchError>>()?;
         Ok((0..texts.len())
             .map(|i| Prediction {
                 tasks: tasks
