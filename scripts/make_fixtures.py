@@ -53,3 +53,10 @@ write("demo_train.jsonl", demo)
 test = b_test + n_test
 rng.shuffle(test)
 write("demo_test.jsonl", test)
+
+# An intent the demo model has never seen, for the test that adds a class to a live task.
+new_rng = random.Random(17)
+new_items = [r for r in rows(shared / "banking77" / "train.jsonl") if r["intent"] == "apple_pay_or_google_pay"]
+new_rng.shuffle(new_items)
+write("new_intent.jsonl", [{"id": "b77-" + r["id"], "text": r["text"], "category": r["intent"]}
+                           for r in new_items[:80]])

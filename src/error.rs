@@ -146,3 +146,14 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
         axum::Json(self.0).into_response()
     }
 }
+
+impl From<crate::service::activation::ActivationError> for ApiError {
+    fn from(e: crate::service::activation::ActivationError) -> ApiError {
+        use crate::service::activation::ActivationError as A;
+        match e {
+            A::NotFound(_) => ApiError::NotFound(e.to_string()),
+            A::Load { .. } => ApiError::Conflict(e.to_string()),
+            A::Store(s) => s.into(),
+        }
+    }
+}

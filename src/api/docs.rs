@@ -87,7 +87,22 @@ pub fn document() -> Value {
                 "ModelVersion": {"type": "object", "properties": {
                     "version": {"type": "string"}, "path": {"type": "string"}, "tasks": {"type": "array"},
                     "metrics": {"type": "object"}, "active": {"type": "boolean"},
-                    "created_at": {"type": "string"}, "activated_at": {"type": ["string", "null"]}}}
+                    "created_at": {"type": "string"}, "activated_at": {"type": ["string", "null"]},
+                    "gate": {"type": ["object", "null"], "description": "for versions made by a training run: {decision: promoted|rejected, reason, run, tasks}"}}},
+                "TrainingRun": {"type": "object", "properties": {
+                    "id": {"type": "integer"},
+                    "state": {"enum": ["queued", "running", "promoted", "rejected", "failed", "cancelled"]},
+                    "trigger": {"enum": ["labels", "interval", "manual"]},
+                    "requested_at": {"type": "string"}, "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]},
+                    "owner": {"type": ["string", "null"], "description": "host:pid of the process running it"},
+                    "heartbeat_at": {"type": ["string", "null"]},
+                    "label_watermark": {"type": ["integer", "null"], "description": "labels with ids up to this are in the snapshot"},
+                    "parent_version": {"type": ["string", "null"]}, "candidate_version": {"type": ["string", "null"]},
+                    "snapshot": {"type": "object", "description": "labeled rows per task (train and frozen evaluation set), unlabeled rows"},
+                    "progress": {"type": "object", "description": "epoch, step, planned_steps, loss, valid_score, best_score, examples_per_second, elapsed_seconds"},
+                    "evaluation": {"type": ["object", "null"], "description": "the gate: candidate and active metrics on the frozen evaluation set, per task"},
+                    "reason": {"type": ["string", "null"]},
+                    "cancel_requested": {"type": "boolean"}}}
             }
         },
         "paths": {
@@ -115,10 +130,39 @@ pub fn document() -> Value {
                 "security": [{"bearer": []}, {"apiKey": []}],
                 "responses": {"200": {"description": "OK"}}}},
             "/models/{version}/activate": {"post": {
-                "summary": "Load a version of the model store and serve it (admin key)",
+                "summary": "Serve a stored version here and in every process on the database: rollback (admin key)",
                 "security": [{"bearer": []}, {"apiKey": []}],
                 "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "responses": {"200": ok("ModelVersion"), "404": error_response("No such version"), "409": error_response("The version cannot be loaded")}}},
+            "/tasks": {"get": {
+                "summary": "The active model's tasks and classes, and classes added since that the next run will learn",
+                "security": [{"bearer": []}, {"apiKey": []}],
+                "responses": {"200": {"description": "OK"}}}},
+            "/tasks/{task}/labels": {"post": {
+                "summary": "Add a class to a task (admin key); feedback may use it at once, the next training run learns it",
+                "security": [{"bearer": []}, {"apiKey": []}],
+                "parameters": [{"name": "task", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": {"type": "string", "minLength": 1, "maxLength": 100}}}}}},
+                "responses": common(json!({"201": {"description": "Added"}, "200": {"description": "Already known"}, "404": error_response("No such task")}))}},
+            "/training-runs": {
+                "get": {
+                    "summary": "Fine-tuning runs, newest first (`?limit=`, default 50)",
+                    "security": [{"bearer": []}, {"apiKey": []}],
+                    "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object", "properties": {"runs": {"type": "array", "items": {"$ref": "#/components/schemas/TrainingRun"}}}}}}}}},
+                "post": {
+                    "summary": "Ask for a fine-tuning run now (admin key); answers the open run if one is queued or running",
+                    "security": [{"bearer": []}, {"apiKey": []}],
+                    "responses": {"202": {"description": "Queued"}, "200": {"description": "A run is already queued or running"}}}},
+            "/training-runs/{id}": {"get": {
+                "summary": "One run: state, progress, snapshot, the gate's evaluation and decision",
+                "security": [{"bearer": []}, {"apiKey": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"200": ok("TrainingRun"), "404": error_response("No such run")}}},
+            "/training-runs/{id}/cancel": {"post": {
+                "summary": "Cancel a queued run, or stop a running one at its next step (admin key)",
+                "security": [{"bearer": []}, {"apiKey": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "responses": {"202": ok("TrainingRun"), "404": error_response("No such run"), "409": error_response("The run already ended")}}},
             "/health": {"get": {"summary": "Liveness (alias /healthz)", "responses": {"200": {"description": "OK"}}}},
             "/ready": {"get": {"summary": "Readiness: the model is loaded and the database answers (alias /readyz)", "responses": {"200": {"description": "OK"}, "503": error_response("Database unavailable")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (text format)", "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}}}},

@@ -1,5 +1,6 @@
 //! POST /feedback: human labels for a transcript, found by `transcript_id`, `prediction_id`
-//! or `call_id` (its latest transcript). Tasks and labels must be the active model's.
+//! or `call_id` (its latest transcript). Tasks and labels must be the active model's, or
+//! classes added since with POST /tasks/{task}/labels.
 
 use crate::data::TaskLabels;
 use crate::error::{ApiError, ApiJson};
@@ -44,7 +45,7 @@ pub async fn submit(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<FeedbackRequest>,
 ) -> Result<ApiJson<FeedbackResponse>, ApiError> {
-    check_labels(&state.pipeline.active().tasks, &request.labels)?;
+    check_labels(&super::tasks::allowed(&state).await?, &request.labels)?;
     if request
         .annotator
         .as_deref()

@@ -7,6 +7,8 @@ mod docs;
 mod feedback;
 mod health;
 mod models;
+mod tasks;
+mod training_runs;
 mod transcripts;
 
 use crate::error::ApiError;
@@ -28,6 +30,9 @@ pub fn app(state: AppState) -> Router {
         .route("/classify", post(classify::classify))
         .route("/models", get(models::list))
         .route("/models/active", get(models::active))
+        .route("/tasks", get(tasks::list))
+        .route("/training-runs", get(training_runs::list))
+        .route("/training-runs/{id}", get(training_runs::get))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_classify_key,
@@ -36,6 +41,9 @@ pub fn app(state: AppState) -> Router {
         .route("/feedback", post(feedback::submit))
         .route("/transcripts/{id}", get(transcripts::get))
         .route("/models/{version}/activate", post(models::activate))
+        .route("/tasks/{task}/labels", post(tasks::add_label))
+        .route("/training-runs", post(training_runs::request))
+        .route("/training-runs/{id}/cancel", post(training_runs::cancel))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin_key,

@@ -20,25 +20,14 @@ pub async fn active(State(state): State<AppState>) -> ApiJson<Value> {
     }))
 }
 
-/// Loads a version of the store into the inference thread, then records it active.
+/// Makes a stored version live here and in every process on the database (rollback, or
+/// trying a rejected candidate). A version that does not load is refused; the current
+/// model keeps serving.
 pub async fn activate(
     State(state): State<AppState>,
     Path(version): Path<String>,
 ) -> Result<ApiJson<ModelVersionRow>, ApiError> {
-    crate::service::register_store(&state.pool, &state.store_dir)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let row = models::get(&state.pool, &version)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no model version '{version}' in the store")))?;
-    state
-        .pipeline
-        .activate(row.path.clone().into())
-        .await
-        .map_err(|e| ApiError::Conflict(format!("cannot load version '{version}': {e}")))?;
-    models::activate(&state.pool, &version).await?;
-    let row = models::get(&state.pool, &version)
-        .await?
-        .ok_or_else(|| ApiError::Internal("activated version vanished".into()))?;
-    Ok(ApiJson(row))
+    Ok(ApiJson(
+        crate::service::activation::activate(&state, &version).await?,
+    ))
 }

@@ -2,6 +2,7 @@
 
 mod data_args;
 mod eval_cmd;
+mod import_cmd;
 mod predict_cmd;
 mod serve_cmd;
 mod train_cmd;
@@ -30,6 +31,8 @@ pub enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Classify texts from stdin, one per line, one JSON object per line out.
     Predict(predict_cmd::PredictArgs),
+    /// Load historical transcripts and labels into Postgres (idempotent).
+    Import(import_cmd::ImportArgs),
     /// Run the HTTP service: classify, store, take feedback (see docs/service.md).
     Serve(Box<serve_cmd::ServeArgs>),
 }
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train_cmd::run(*args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
+        Command::Import(args) => import_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(*args),
     }
 }

@@ -1,5 +1,6 @@
 //! `voc serve`: the HTTP service (flags, each also an environment variable).
 
+use crate::learning::{FineTuneSettings, GateSettings, LearningSettings};
 use crate::pipeline::PipelineSettings;
 use crate::service::{ApiKeys, Limits, ServiceSettings};
 use crate::store::DatabaseSettings;
@@ -69,6 +70,43 @@ pub struct ServeArgs {
     /// How long shutdown waits for requests in flight (seconds).
     #[arg(long, env = "VOC_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
+    /// Never fine-tune in this process (it still follows versions others promote).
+    #[arg(long, env = "VOC_NO_TRAINING")]
+    pub no_training: bool,
+    /// Start a fine-tuning run once this many labels arrived since the last run.
+    #[arg(long, env = "VOC_RETRAIN_MIN_LABELS", default_value_t = 300)]
+    pub retrain_min_labels: i64,
+    /// Also start one after this many seconds if any label arrived (0: never).
+    #[arg(long, env = "VOC_RETRAIN_INTERVAL_S", default_value_t = 6 * 3600)]
+    pub retrain_interval_s: u64,
+    /// How often the scheduler and the version follower check the database (milliseconds).
+    #[arg(long, env = "VOC_LEARNING_POLL_MS", default_value_t = 5000)]
+    pub learning_poll_ms: u64,
+    /// Epochs of a fine-tuning run (early stopping may end it sooner).
+    #[arg(long, env = "VOC_FINETUNE_EPOCHS", default_value_t = 3)]
+    pub finetune_epochs: usize,
+    /// Learning rate of fine-tuning runs; default: the parent version's.
+    #[arg(long, env = "VOC_FINETUNE_LEARNING_RATE")]
+    pub finetune_learning_rate: Option<f64>,
+    /// libtorch threads of the training thread (serving keeps the other cores).
+    #[arg(long, env = "VOC_TRAINING_THREADS", default_value_t = 1)]
+    pub training_threads: usize,
+    /// Share of labeled transcripts (chosen by a hash of their id) never trained on and used
+    /// by the gate.
+    #[arg(long, env = "VOC_EVAL_SHARE", default_value_t = 0.1)]
+    pub eval_share: f64,
+    /// Most unlabeled transcripts (newest first) a run samples for the association loss.
+    #[arg(long, env = "VOC_UNLABELED_SAMPLE", default_value_t = 2000)]
+    pub unlabeled_sample: i64,
+    /// How far (macro-F1, 0.01 = one point) the target task may fall before the gate rejects.
+    #[arg(long, env = "VOC_GATE_TARGET_MARGIN", default_value_t = 0.01)]
+    pub gate_target_margin: f64,
+    /// How far any other task may fall before the gate rejects.
+    #[arg(long, env = "VOC_GATE_OTHER_MARGIN", default_value_t = 0.02)]
+    pub gate_other_margin: f64,
+    /// Fewest labeled evaluation rows of the target task the gate judges on.
+    #[arg(long, env = "VOC_GATE_MIN_EVAL_ROWS", default_value_t = 30)]
+    pub gate_min_eval_rows: usize,
 }
 
 impl ServeArgs {
@@ -79,6 +117,14 @@ impl ServeArgs {
         anyhow::ensure!(
             self.max_items_per_request > 0,
             "--max-items-per-request must be positive"
+        );
+        anyhow::ensure!(
+            (0.0..1.0).contains(&self.eval_share),
+            "--eval-share must be at least 0 and below 1"
+        );
+        anyhow::ensure!(
+            self.gate_target_margin >= 0.0 && self.gate_other_margin >= 0.0,
+            "gate margins must not be negative"
         );
         Ok(ServiceSettings {
             bind: self.bind.clone(),
@@ -103,6 +149,25 @@ impl ServeArgs {
             },
             keys: ApiKeys::from_lists(&self.classify_api_keys, &self.admin_api_keys),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
+            learning: LearningSettings {
+                enabled: !self.no_training,
+                min_new_labels: self.retrain_min_labels,
+                interval: (self.retrain_interval_s > 0)
+                    .then(|| Duration::from_secs(self.retrain_interval_s)),
+                poll: Duration::from_millis(self.learning_poll_ms.max(50)),
+                eval_share: self.eval_share,
+                unlabeled_sample: self.unlabeled_sample.max(0),
+                fine_tune: FineTuneSettings {
+                    max_epochs: self.finetune_epochs.max(1),
+                    threads: self.training_threads.max(1),
+                    learning_rate: self.finetune_learning_rate,
+                },
+                gate: GateSettings {
+                    target_margin: self.gate_target_margin,
+                    other_margin: self.gate_other_margin,
+                    min_eval_rows: self.gate_min_eval_rows,
+                },
+            },
         })
     }
 }

@@ -205,6 +205,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             config,
             device,
             store: args.store.clone(),
+            warm_start: None,
         },
         TrainHooks {
             cancel: None,

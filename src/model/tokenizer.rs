@@ -54,6 +54,7 @@ fn canonical_ids(tokenizer: &mut Tokenizer) -> Result<(), TokenizerError> {
 }
 
 /// A trained subword tokenizer plus the model's maximum sequence length.
+#[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
     max_len: usize,

@@ -98,9 +98,10 @@ struct Job {
 
 enum Command {
     Classify(Job),
-    Activate {
-        dir: PathBuf,
-        reply: oneshot::Sender<Result<Arc<ActiveModel>, String>>,
+    /// Serve `classifier` from the next batch on (it was loaded off the inference thread).
+    Swap {
+        classifier: Box<Classifier>,
+        reply: oneshot::Sender<Arc<ActiveModel>>,
     },
 }
 
@@ -112,6 +113,7 @@ pub struct Pipeline {
     capacity: usize,
     active: Arc<RwLock<Arc<ActiveModel>>>,
     alive: Arc<std::sync::atomic::AtomicBool>,
+    device: tch::Device,
 }
 
 impl Pipeline {
@@ -151,6 +153,7 @@ impl Pipeline {
                 capacity: settings.queue_capacity,
                 active,
                 alive,
+                device: settings.device,
             },
             thread,
         ))
@@ -178,17 +181,33 @@ impl Pipeline {
         answer.await.unwrap_or(Err(PipelineError::Stopped))
     }
 
-    /// Loads the version in `dir` on the inference thread and serves it from the next batch.
-    pub async fn activate(&self, dir: PathBuf) -> Result<Arc<ActiveModel>, PipelineError> {
+    /// Loads and checks the version in `dir` on a blocking thread, leaving the inference
+    /// thread serving meanwhile.
+    pub async fn load(&self, dir: PathBuf) -> Result<Classifier, PipelineError> {
+        let device = self.device;
+        tokio::task::spawn_blocking(move || Classifier::load(&dir, device))
+            .await
+            .map_err(|e| PipelineError::Failed(e.to_string()))?
+            .map_err(|e| PipelineError::Failed(e.to_string()))
+    }
+
+    /// Serves `classifier` from the next batch on: the batch in progress finishes on the
+    /// old model, and no request sees a half-loaded one.
+    pub async fn swap(&self, classifier: Classifier) -> Result<Arc<ActiveModel>, PipelineError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Command::Activate { dir, reply })
+            .send(Command::Swap {
+                classifier: Box::new(classifier),
+                reply,
+            })
             .map_err(|_| PipelineError::Stopped)?;
-        match answer.await {
-            Ok(Ok(model)) => Ok(model),
-            Ok(Err(e)) => Err(PipelineError::Failed(e)),
-            Err(_) => Err(PipelineError::Stopped),
-        }
+        answer.await.map_err(|_| PipelineError::Stopped)
+    }
+
+    /// [`Pipeline::load`] then [`Pipeline::swap`].
+    pub async fn activate(&self, dir: PathBuf) -> Result<Arc<ActiveModel>, PipelineError> {
+        let classifier = self.load(dir).await?;
+        self.swap(classifier).await
     }
 
     /// The version serving now.

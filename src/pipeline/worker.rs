@@ -41,8 +41,8 @@ impl InferenceWorker {
                 },
             };
             match first {
-                Command::Activate { dir, reply } => {
-                    let _ = reply.send(self.activate(&dir));
+                Command::Swap { classifier, reply } => {
+                    let _ = reply.send(self.swap(*classifier));
                 }
                 Command::Classify(job) => {
                     let (batch, next) = self.cut_batch(job);
@@ -134,13 +134,12 @@ impl InferenceWorker {
         self.writer.commit(version, scored);
     }
 
-    fn activate(&mut self, dir: &std::path::Path) -> Result<Arc<ActiveModel>, String> {
-        let classifier = Classifier::load(dir, self.settings.device).map_err(|e| e.to_string())?;
+    fn swap(&mut self, classifier: Classifier) -> Arc<ActiveModel> {
         let model = Arc::new(ActiveModel::of(&classifier));
         self.classifier = classifier;
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = model.clone();
         self.writer.metrics.set_active_version(&model.version);
-        tracing::info!(version = %model.version, "model version activated");
-        Ok(model)
+        tracing::info!(version = %model.version, "model version now serving");
+        model
     }
 }

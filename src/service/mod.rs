@@ -1,10 +1,11 @@
 //! The HTTP service's shared state and settings, and its start-up and run sequence.
 
+pub mod activation;
 mod run;
 mod startup;
 
 pub use run::serve;
-pub use startup::{choose_version, prepare, register_store, StartError};
+pub use startup::{choose_version, prepare, register_store, start_background, StartError};
 
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineSettings};
@@ -75,6 +76,8 @@ pub struct ServiceSettings {
     pub keys: ApiKeys,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Background fine-tuning.
+    pub learning: crate::learning::LearningSettings,
 }
 
 /// What every handler can reach.
@@ -86,4 +89,9 @@ pub struct AppState {
     pub keys: Arc<ApiKeys>,
     pub limits: Limits,
     pub store_dir: Arc<PathBuf>,
+    pub device: tch::Device,
+    /// Orders model activations within this process.
+    pub activation: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes the training scheduler (a run was requested).
+    pub learning_wake: Arc<tokio::sync::Notify>,
 }

@@ -10,6 +10,7 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
         .await
         .context("cannot apply the database migrations (is DATABASE_URL right and Postgres up?)")?;
     let (state, worker) = super::prepare(&settings, pool).await?;
+    let background = super::start_background(&state, &settings);
     let listener = tokio::net::TcpListener::bind(&settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -29,6 +30,9 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
     tokio::select! {
         r = server => {
             r.context("server task")?.context("server")?;
+            for task in &background {
+                task.abort();
+            }
             // The app (and its pipeline handles) are gone; the worker finishes and stops.
             let _ = tokio::task::spawn_blocking(move || worker.join()).await;
             Ok(())

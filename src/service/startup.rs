@@ -111,13 +111,10 @@ pub async fn prepare(
         active_in_db.as_deref(),
     )?;
     let device = settings.pipeline.device;
-    let load_dir = dir.clone();
-    let classifier = tokio::task::spawn_blocking(move || Classifier::load(&load_dir, device))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let classifier = load_first_good(&pool, &settings.store_dir, dir, device).await?;
     register_store(&pool, &settings.store_dir).await?;
     store::models::activate(&pool, &classifier.manifest().version).await?;
-    tracing::info!(version = %classifier.manifest().version, dir = %dir.display(), "serving model version");
+    tracing::info!(version = %classifier.manifest().version, dir = %classifier.dir().display(), "serving model version");
     let metrics = Arc::new(Metrics::default());
     let (pipeline, thread) = Pipeline::start(
         classifier,
@@ -132,6 +129,57 @@ pub async fn prepare(
         keys: Arc::new(settings.keys.clone()),
         limits: settings.limits.clone(),
         store_dir: Arc::new(settings.store_dir.clone()),
+        device,
+        activation: Arc::new(tokio::sync::Mutex::new(())),
+        learning_wake: Arc::new(tokio::sync::Notify::new()),
     };
     Ok((state, thread))
+}
+
+/// Loads `chosen`; when it does not load (a corrupted or half-copied folder), says why and
+/// falls back to the newest version that does, never to one the gate rejected.
+async fn load_first_good(
+    pool: &sqlx::PgPool,
+    store_dir: &Path,
+    chosen: PathBuf,
+    device: tch::Device,
+) -> Result<Classifier, StartError> {
+    let load = |dir: PathBuf| async move {
+        tokio::task::spawn_blocking(move || Classifier::load(&dir, device))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let first_error = match load(chosen.clone()).await? {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    tracing::error!(dir = %chosen.display(), error = %first_error, "cannot load the chosen model version; trying the newest version that loads");
+    let rejected = store::models::rejected(pool).await.unwrap_or_default();
+    for dir in list_versions(store_dir).into_iter().rev() {
+        if dir == chosen || rejected.contains(&version_name(&dir)) {
+            continue;
+        }
+        match load(dir.clone()).await? {
+            Ok(c) => {
+                tracing::warn!(version = %c.manifest().version, "serving the newest loadable version instead");
+                return Ok(c);
+            }
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot load this version either")
+            }
+        }
+    }
+    Err(first_error.into())
+}
+
+/// Starts the background tasks of `voc serve`: following activations made by other
+/// processes, and the training scheduler.
+pub fn start_background(
+    state: &AppState,
+    settings: &ServiceSettings,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        super::activation::spawn_follower(state.clone(), settings.learning.poll),
+        crate::learning::scheduler::spawn(state.clone(), settings.learning.clone()),
+    ]
 }

@@ -102,3 +102,102 @@ pub async fn count_current(
     .await?;
     Ok(row.0)
 }
+
+/// The newest label id, 0 when there is none: a run's snapshot takes labels up to it.
+pub async fn max_id(pool: &PgPool) -> Result<i64, StoreError> {
+    let (id,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM labels")
+        .fetch_one(pool)
+        .await?;
+    Ok(id.unwrap_or(0))
+}
+
+/// Labels recorded after `watermark` (feedback and import alike).
+pub async fn count_after(pool: &PgPool, watermark: i64) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM labels WHERE id > $1")
+        .bind(watermark)
+        .fetch_one(pool)
+        .await?;
+    Ok(n)
+}
+
+/// One transcript with its current labels, as a training run reads it.
+#[derive(Debug, Clone)]
+pub struct LabeledTranscript {
+    pub transcript_id: Uuid,
+    pub text: String,
+    /// task -> label: the newest current label per task, whoever gave it.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// What a training run learns from, read in one repeatable-read transaction so labels and
+/// texts agree: every transcript's newest current label per task among labels up to
+/// `watermark`, and up to `unlabeled` of the newest transcripts with no label at all.
+pub async fn snapshot(
+    pool: &PgPool,
+    watermark: i64,
+    unlabeled: i64,
+) -> Result<(Vec<LabeledTranscript>, Vec<(Uuid, String)>), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT DISTINCT ON (l.transcript_id, l.task) l.transcript_id, t.text, l.task, l.label
+         FROM labels l JOIN transcripts t ON t.id = l.transcript_id
+         WHERE l.superseded_at IS NULL AND l.id <= $1
+         ORDER BY l.transcript_id, l.task, l.created_at DESC, l.id DESC",
+    )
+    .bind(watermark)
+    .fetch_all(&mut *tx)
+    .await?;
+    let unlabeled: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT t.id, t.text FROM transcripts t
+         WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.transcript_id = t.id)
+         ORDER BY t.created_at DESC LIMIT $1",
+    )
+    .bind(unlabeled)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut labeled: Vec<LabeledTranscript> = Vec::new();
+    for (id, text, task, label) in rows {
+        match labeled.last_mut() {
+            Some(last) if last.transcript_id == id => {
+                last.labels.insert(task, label);
+            }
+            _ => labeled.push(LabeledTranscript {
+                transcript_id: id,
+                text,
+                labels: [(task, label)].into_iter().collect(),
+            }),
+        }
+    }
+    Ok((labeled, unlabeled))
+}
+
+/// Adds a class to a task; false when it was already added.
+pub async fn add_class(pool: &PgPool, task: &str, label: &str) -> Result<bool, StoreError> {
+    let inserted =
+        sqlx::query("INSERT INTO task_labels (task, label) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(task)
+            .bind(label)
+            .execute(pool)
+            .await?
+            .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Classes added through the API, per task, in the order they were added.
+pub async fn added_classes(
+    pool: &PgPool,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, StoreError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT task, label FROM task_labels ORDER BY added_at, label")
+            .fetch_all(pool)
+            .await?;
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (task, label) in rows {
+        out.entry(task).or_default().push(label);
+    }
+    Ok(out)
+}

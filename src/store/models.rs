@@ -14,6 +14,8 @@ pub struct ModelVersionRow {
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
+    /// The gate's decision, for versions made by a training run.
+    pub gate: Option<serde_json::Value>,
 }
 
 /// What is known about a version folder when it is registered.
@@ -77,7 +79,7 @@ pub async fn active_version(pool: &PgPool) -> Result<Option<String>, StoreError>
 /// Every recorded version, newest first.
 pub async fn list(pool: &PgPool) -> Result<Vec<ModelVersionRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT version, path, tasks, metrics, active, created_at, activated_at
+        "SELECT version, path, tasks, metrics, active, created_at, activated_at, gate
          FROM model_versions ORDER BY version DESC",
     )
     .fetch_all(pool)
@@ -87,10 +89,46 @@ pub async fn list(pool: &PgPool) -> Result<Vec<ModelVersionRow>, StoreError> {
 /// One recorded version.
 pub async fn get(pool: &PgPool, version: &str) -> Result<Option<ModelVersionRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT version, path, tasks, metrics, active, created_at, activated_at
+        "SELECT version, path, tasks, metrics, active, created_at, activated_at, gate
          FROM model_versions WHERE version = $1",
     )
     .bind(version)
     .fetch_optional(pool)
     .await?)
+}
+
+/// The channel on which a process announces the version it made active.
+pub const ACTIVATED_CHANNEL: &str = "voc_model_activated";
+
+/// Tells every process listening on [`ACTIVATED_CHANNEL`] that `version` is now active.
+pub async fn notify_activated(pool: &PgPool, version: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(ACTIVATED_CHANNEL)
+        .bind(version)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Records the gate's decision on a version a training run produced.
+pub async fn set_gate(
+    pool: &PgPool,
+    version: &str,
+    gate: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE model_versions SET gate = $2 WHERE version = $1")
+        .bind(version)
+        .bind(gate)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Versions the gate rejected (kept on disk, never served unless activated by hand).
+pub async fn rejected(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT version FROM model_versions WHERE gate->>'decision' = 'rejected'")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }

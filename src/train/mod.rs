@@ -4,6 +4,7 @@ pub mod encoded;
 pub mod evaluate;
 pub mod metrics;
 mod trainer;
+pub mod warm_start;
 
 pub use evaluate::{evaluate, EvalReport};
 pub use metrics::{task_metrics, TaskMetrics};

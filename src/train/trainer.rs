@@ -5,6 +5,7 @@
 
 use super::encoded::EncodedRows;
 use super::evaluate::{evaluate, EvalReport};
+use super::warm_start;
 use crate::config::TrainConfig;
 use crate::data::{Dataset, Example, TaskLabels};
 use crate::model::encoder::TokenBatch;
@@ -12,7 +13,9 @@ use crate::model::losses::{association_losses, masked_cross_entropy, NO_LABEL};
 use crate::model::manifest::{ModelManifest, TrainingData, MANIFEST_FORMAT};
 use crate::model::network::MultiTaskNet;
 use crate::model::tokenizer::TextTokenizer;
-use crate::model::version_dir::{new_version_name, save_version, ModelError, NewVersion};
+use crate::model::version_dir::{
+    load_version, new_version_name, save_version, ModelError, NewVersion,
+};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -33,6 +36,10 @@ pub struct TrainRequest<'a> {
     pub config: TrainConfig,
     pub device: Device,
     pub store: PathBuf,
+    /// Fine-tune this saved version instead of starting afresh: its tokenizer and weights
+    /// are reused (`config.model` must be its architecture, `tasks` its tasks, where a task
+    /// may have new classes at the end).
+    pub warm_start: Option<&'a std::path::Path>,
 }
 
 /// A snapshot of the run, given to [`TrainHooks::on_progress`].
@@ -120,8 +127,27 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
         .unwrap_or(0);
 
     let (train_rows, valid_rows) = split_rows(&request, tc.valid_fraction, tc.seed)?;
-    let all_texts = train_rows.iter().map(|e| e.text.as_str());
-    let tokenizer = TextTokenizer::train(all_texts, config.model.vocab_size, config.model.max_len)?;
+    let parent = match request.warm_start {
+        Some(dir) => {
+            let parent = load_version(dir, Device::Cpu)?;
+            warm_start::check_tasks(&parent.manifest.tasks, tasks).map_err(TrainError::Data)?;
+            if parent.manifest.config.model != config.model {
+                return Err(TrainError::Data(format!(
+                    "a fine-tuning run must keep the architecture of {}",
+                    parent.manifest.version
+                )));
+            }
+            Some(parent)
+        }
+        None => None,
+    };
+    let tokenizer = match &parent {
+        Some(p) => p.tokenizer.clone(),
+        None => {
+            let all_texts = train_rows.iter().map(|e| e.text.as_str());
+            TextTokenizer::train(all_texts, config.model.vocab_size, config.model.max_len)?
+        }
+    };
     let train_enc = EncodedRows::encode(&train_rows, &tokenizer, tasks)?;
     let valid_enc = EncodedRows::encode(&valid_rows, &tokenizer, tasks)?;
 
@@ -140,6 +166,9 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
     let vs = nn::VarStore::new(device);
     let vocab_size = tokenizer.vocab_size() as i64;
     let net = MultiTaskNet::new(&vs.root(), &config.model, vocab_size, tasks, &target_task);
+    if let Some(p) = &parent {
+        warm_start::copy_weights(&p.vs, &vs).map_err(TrainError::Data)?;
+    }
     let mut opt = nn::Adam::default()
         .build(&vs, tc.learning_rate)
         .map_err(ModelError::from)?;
@@ -272,6 +301,21 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
                 }
             }
         }
+        // Watchers hear at least once an epoch, even when no evaluation fell in it.
+        if !step.is_multiple_of(eval_every) {
+            if let Some(cb) = on_progress.as_mut() {
+                cb(&Progress {
+                    epoch,
+                    step,
+                    planned_steps,
+                    loss: loss_sum / loss_count.max(1) as f64,
+                    valid_score: None,
+                    best_score,
+                    examples_per_second: forwarded as f64 / started.elapsed().as_secs_f64(),
+                    association_on: use_association && step > config.association.start_step,
+                });
+            }
+        }
     }
     if !step.is_multiple_of(eval_every) || best_score == f64::NEG_INFINITY {
         // The last steps were not evaluated yet.
@@ -314,7 +358,7 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
         config: config.clone(),
         vocab_size,
         training_data: training_data(request.train, tasks),
-        parent_version: None,
+        parent_version: parent.as_ref().map(|p| p.manifest.version.clone()),
         source_commit: option_env!("VOC_SOURCE_COMMIT").map(str::to_string),
         libtorch: "2.11.0".into(),
         files: BTreeMap::new(),

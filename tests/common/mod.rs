@@ -41,6 +41,22 @@ pub fn model_store() -> &'static Path {
     })
 }
 
+/// A store of its own holding a copy of the shared test model (runs write new versions).
+pub fn private_store() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = voc::model::list_versions(model_store())
+        .pop()
+        .expect("a trained test model");
+    let name = base.file_name().unwrap().to_string_lossy().into_owned();
+    let target = dir.path().join(&name);
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(&base).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+    (dir, name)
+}
+
 /// Settings for tests: small limits so they are easy to cross, no API keys.
 pub fn settings() -> ServiceSettings {
     ServiceSettings {
@@ -66,6 +82,7 @@ pub fn settings() -> ServiceSettings {
         },
         keys: ApiKeys::default(),
         shutdown_grace: Duration::from_secs(1),
+        learning: voc::learning::LearningSettings::default(),
     }
 }
 

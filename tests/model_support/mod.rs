@@ -52,6 +52,7 @@ pub fn train_fixture(
             config,
             device: tch::Device::Cpu,
             store: store.to_path_buf(),
+            warm_start: None,
         },
         TrainHooks::default(),
     )

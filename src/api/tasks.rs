@@ -1,0 +1,91 @@
+//! Tasks and their classes: what the active model predicts plus the classes added since,
+//! and POST /tasks/{task}/labels to add one (a new complaint reason, say). Feedback may use
+//! an added class at once; the next training run grows that task's head to predict it.
+
+use crate::data::TaskLabels;
+use crate::error::{ApiError, ApiJson};
+use crate::service::AppState;
+use crate::store::labels;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Longest class name accepted.
+const MAX_LABEL_CHARS: usize = 100;
+
+/// Every class feedback may use: the active model's, then the ones added since.
+pub async fn allowed(state: &AppState) -> Result<Vec<TaskLabels>, ApiError> {
+    let added = labels::added_classes(&state.pool).await?;
+    Ok(crate::learning::run::tasks_with_added(
+        &state.pipeline.active().tasks,
+        &added,
+    ))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiError> {
+    let active = state.pipeline.active();
+    let added = labels::added_classes(&state.pool).await?;
+    let tasks: Vec<Value> = active
+        .tasks
+        .iter()
+        .map(|t| {
+            let pending: Vec<&String> = added
+                .get(&t.name)
+                .into_iter()
+                .flatten()
+                .filter(|l| !t.labels.contains(l))
+                .collect();
+            json!({
+                "task": t.name,
+                "labels": t.labels,
+                "added_labels_not_yet_predicted": pending,
+            })
+        })
+        .collect();
+    Ok(ApiJson(
+        json!({ "model_version": active.version, "tasks": tasks }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLabel {
+    label: String,
+}
+
+pub async fn add_label(
+    State(state): State<AppState>,
+    Path(task): Path<String>,
+    ApiJson(body): ApiJson<NewLabel>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let label = body.label.trim();
+    if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS || label.contains('\0') {
+        return Err(ApiError::unprocessable(format!(
+            "`label` must be 1 to {MAX_LABEL_CHARS} characters, without NUL"
+        )));
+    }
+    let tasks: BTreeMap<String, TaskLabels> = allowed(&state)
+        .await?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let known = tasks.get(&task).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "unknown task '{task}'; the active model's tasks are: {}",
+            tasks.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let created =
+        known.index_of(label).is_none() && labels::add_class(&state.pool, &task, label).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        ApiJson(json!({ "task": task, "label": label, "created": created })),
+    ))
+}

@@ -1,0 +1,91 @@
+//! `voc import`: load historical transcripts and their labels into Postgres (source
+//! `import`). Importing the same file again changes nothing.
+
+use super::data_args::DataArgs;
+use crate::data::detect_tasks;
+use crate::store::imports::{import_rows, ImportCounts, ImportRow};
+use crate::store::DatabaseSettings;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// JSONL or CSV file, read as `voc train` reads it.
+    pub file: PathBuf,
+    /// Postgres connection URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    #[command(flatten)]
+    pub data_args: DataArgs,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_rows: usize,
+}
+
+pub fn run(args: ImportArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.batch_rows > 0, "--batch-rows must be positive");
+    let mut data = args.data_args.read(&args.file)?;
+    // Only task columns become labels; other keys (dates, ids) are not labels. A file with
+    // no labels at all is still worth importing: its texts feed the association loss.
+    let tasks = match detect_tasks(&data, args.data_args.tasks.as_deref()) {
+        Ok((tasks, notes)) => {
+            for note in notes {
+                eprintln!("{}: {note}", data.source);
+            }
+            tasks
+        }
+        Err(e) if args.data_args.tasks.is_none() => {
+            eprintln!("{}: {e}; importing the texts without labels", data.source);
+            Vec::new()
+        }
+        Err(e) => anyhow::bail!(e),
+    };
+    let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+    data.retain_tasks(&names);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let total = runtime.block_on(async {
+        let pool = crate::store::connect_lazy(&DatabaseSettings {
+            url: args.database_url.clone(),
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(10),
+        })?;
+        crate::store::migrate(&pool)
+            .await
+            .context("cannot apply the database migrations (is the URL right and Postgres up?)")?;
+        let mut total = ImportCounts::default();
+        for chunk in data.examples.chunks(args.batch_rows) {
+            let rows: Vec<ImportRow> = chunk
+                .iter()
+                .map(|e| ImportRow {
+                    source_id: &e.id,
+                    text: &e.text,
+                    labels: e
+                        .labels
+                        .iter()
+                        .map(|(t, l)| (t.as_str(), l.as_str()))
+                        .collect(),
+                })
+                .collect();
+            let c = import_rows(&pool, &rows).await?;
+            total.transcripts_added += c.transcripts_added;
+            total.transcripts_known += c.transcripts_known;
+            total.labels_added += c.labels_added;
+            total.labels_known += c.labels_known;
+        }
+        anyhow::Ok(total)
+    })?;
+    eprintln!(
+        "{}: tasks {}; transcripts: {} added, {} already there; labels: {} added, {} already there",
+        data.source,
+        names.join(", "),
+        total.transcripts_added,
+        total.transcripts_known,
+        total.labels_added,
+        total.labels_known
+    );
+    println!("{}", serde_json::to_string(&total)?);
+    Ok(())
+}

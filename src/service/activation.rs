@@ -1,0 +1,140 @@
+//! Making a model version live, in this process and in every other one on the database.
+//!
+//! [`activate`] loads the version off the inference thread, records it active in Postgres,
+//! swaps it in between two batches and announces it with NOTIFY. [`spawn_follower`] is the
+//! other side: it hears announcements (and, as a safety net, polls the active version) and
+//! swaps the same version in. One mutex per process orders activations.
+
+use super::AppState;
+use crate::store::models::{self, ModelVersionRow, ACTIVATED_CHANNEL};
+use crate::store::StoreError;
+use sqlx::postgres::PgListener;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    #[error("no model version '{0}' in the store")]
+    NotFound(String),
+    #[error("cannot load version '{version}': {reason}")]
+    Load { version: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Makes `version` (a folder of the store) the one every process serves.
+pub async fn activate(state: &AppState, version: &str) -> Result<ModelVersionRow, ActivationError> {
+    let _order = state.activation.lock().await;
+    super::register_store(&state.pool, &state.store_dir)
+        .await
+        .map_err(|e| match e {
+            super::StartError::Store(s) => ActivationError::Store(s),
+            other => ActivationError::Store(StoreError::Other(other.to_string())),
+        })?;
+    let row = models::get(&state.pool, version)
+        .await?
+        .ok_or_else(|| ActivationError::NotFound(version.to_string()))?;
+    let classifier = state
+        .pipeline
+        .load(row.path.clone().into())
+        .await
+        .map_err(|e| {
+            tracing::error!(version, error = %e, "refusing to activate a version that does not load; the current model keeps serving");
+            ActivationError::Load {
+                version: version.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+    models::activate(&state.pool, version).await?;
+    state
+        .pipeline
+        .swap(classifier)
+        .await
+        .map_err(|e| ActivationError::Load {
+            version: version.to_string(),
+            reason: e.to_string(),
+        })?;
+    if let Err(e) = models::notify_activated(&state.pool, version).await {
+        tracing::warn!(error = %e, "could not announce the activation; other processes will notice on their next poll");
+    }
+    Ok(models::get(&state.pool, version).await?.unwrap_or(row))
+}
+
+/// Serves the version Postgres records active, if this process serves another. Returns
+/// whether it swapped.
+pub async fn follow_database(state: &AppState) -> Result<bool, ActivationError> {
+    let _order = state.activation.lock().await;
+    let Some(version) = models::active_version(&state.pool).await? else {
+        return Ok(false);
+    };
+    if state.pipeline.active().version == version {
+        return Ok(false);
+    }
+    let row = models::get(&state.pool, &version)
+        .await?
+        .ok_or_else(|| ActivationError::NotFound(version.clone()))?;
+    let classifier = state
+        .pipeline
+        .load(row.path.clone().into())
+        .await
+        .map_err(|e| ActivationError::Load {
+            version: version.clone(),
+            reason: e.to_string(),
+        })?;
+    state
+        .pipeline
+        .swap(classifier)
+        .await
+        .map_err(|e| ActivationError::Load {
+            version: version.clone(),
+            reason: e.to_string(),
+        })?;
+    tracing::info!(version, "following the version another process activated");
+    Ok(true)
+}
+
+/// Keeps this process on the active version: swaps on every NOTIFY from another process
+/// and checks the database every `poll` in case a notification was missed.
+pub fn spawn_follower(state: AppState, poll: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut listener: Option<PgListener> = None;
+        let mut last_error: Option<String> = None;
+        loop {
+            if listener.is_none() {
+                match PgListener::connect_with(&state.pool).await {
+                    Ok(mut l) => match l.listen(ACTIVATED_CHANNEL).await {
+                        Ok(()) => listener = Some(l),
+                        Err(e) => tracing::debug!(error = %e, "cannot LISTEN yet"),
+                    },
+                    Err(e) => tracing::debug!(error = %e, "cannot LISTEN yet"),
+                }
+            }
+            let heard = match listener.as_mut() {
+                Some(l) => tokio::select! {
+                    n = l.recv() => match n {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "LISTEN connection lost");
+                            listener = None;
+                            false
+                        }
+                    },
+                    _ = tokio::time::sleep(poll) => false,
+                },
+                None => {
+                    tokio::time::sleep(poll).await;
+                    false
+                }
+            };
+            match follow_database(&state).await {
+                Ok(_) => last_error = None,
+                Err(e) => {
+                    let message = e.to_string();
+                    if last_error.as_deref() != Some(message.as_str()) {
+                        tracing::error!(error = %message, heard, "cannot serve the active version; the current model keeps serving");
+                    }
+                    last_error = Some(message);
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,242 @@
+//! The `training_runs` table: fine-tuning runs from request to decision, and the advisory
+//! lock that lets one process at a time (across every replica on the database) run one.
+
+use super::StoreError;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+/// The advisory-lock key of the training slot ("voc-tr" in ASCII).
+const TRAINING_LOCK_KEY: i64 = 0x766f_632d_7472;
+
+/// A run as stored, and as `GET /training-runs` shows it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct TrainingRun {
+    pub id: i64,
+    /// queued, running, promoted, rejected, failed or cancelled.
+    pub state: String,
+    /// labels, interval or manual.
+    pub trigger: String,
+    pub requested_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub owner: Option<String>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub label_watermark: Option<i64>,
+    pub parent_version: Option<String>,
+    pub candidate_version: Option<String>,
+    pub snapshot: serde_json::Value,
+    pub progress: serde_json::Value,
+    pub evaluation: Option<serde_json::Value>,
+    pub reason: Option<String>,
+    pub cancel_requested: bool,
+}
+
+const COLUMNS: &str = "id, state, trigger, requested_at, started_at, finished_at, owner, \
+     heartbeat_at, label_watermark, parent_version, candidate_version, snapshot, progress, \
+     evaluation, reason, cancel_requested";
+
+/// Takes the training slot on `conn` without waiting; false when another session holds it.
+/// The lock lives as long as the connection (a killed process releases it).
+pub async fn try_lock(conn: &mut PgConnection) -> Result<bool, StoreError> {
+    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        .bind(TRAINING_LOCK_KEY)
+        .fetch_one(conn)
+        .await?;
+    Ok(locked)
+}
+
+pub async fn unlock(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(TRAINING_LOCK_KEY)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks runs left `running` by a process that died as failed. Call only while holding the
+/// training lock: then no live process can be running one.
+pub async fn fail_orphans(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
+    let ids: Vec<(i64,)> = sqlx::query_as(
+        "UPDATE training_runs
+         SET state = 'failed', finished_at = now(),
+             reason = 'the process running it stopped before it finished (owner ' || COALESCE(owner, '?') || ')'
+         WHERE state = 'running' RETURNING id",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(|r| r.0).collect())
+}
+
+/// Queues a run asked for by hand. When a run is already queued or running, returns that
+/// one and `false` instead.
+pub async fn request(pool: &PgPool, trigger: &str) -> Result<(TrainingRun, bool), StoreError> {
+    let inserted: Option<TrainingRun> = sqlx::query_as(&format!(
+        "INSERT INTO training_runs (trigger) VALUES ($1)
+         ON CONFLICT ((true)) WHERE state IN ('queued', 'running') DO NOTHING
+         RETURNING {COLUMNS}"
+    ))
+    .bind(trigger)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(run) = inserted {
+        return Ok((run, true));
+    }
+    match open(pool).await? {
+        Some(run) => Ok((run, false)),
+        // The open run ended between the two statements: ask again.
+        None => Box::pin(request(pool, trigger)).await,
+    }
+}
+
+/// The queued or running run, if any.
+pub async fn open(pool: &PgPool) -> Result<Option<TrainingRun>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM training_runs WHERE state IN ('queued', 'running')"
+    ))
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// What a run starts from.
+pub struct RunStart<'a> {
+    /// Used when no run is queued (a queued run keeps its own trigger).
+    pub trigger: &'a str,
+    pub owner: &'a str,
+    pub label_watermark: i64,
+    pub parent_version: &'a str,
+}
+
+/// Starts the queued run, or a new one when none is queued. Call while holding the lock.
+pub async fn start(conn: &mut PgConnection, s: RunStart<'_>) -> Result<TrainingRun, StoreError> {
+    let queued: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM training_runs WHERE state = 'queued'")
+            .fetch_optional(&mut *conn)
+            .await?;
+    // A queued run keeps its own trigger (COALESCE with a NOT NULL column).
+    let sql = match queued {
+        Some(_) => format!(
+            "UPDATE training_runs SET state = 'running', started_at = now(), heartbeat_at = now(),
+                 owner = $1, label_watermark = $2, parent_version = $3,
+                 trigger = COALESCE(trigger, $4)
+             WHERE state = 'queued' RETURNING {COLUMNS}"
+        ),
+        None => format!(
+            "INSERT INTO training_runs (state, trigger, started_at, heartbeat_at, owner,
+                 label_watermark, parent_version)
+             VALUES ('running', $4, now(), now(), $1, $2, $3) RETURNING {COLUMNS}"
+        ),
+    };
+    Ok(sqlx::query_as(&sql)
+        .bind(s.owner)
+        .bind(s.label_watermark)
+        .bind(s.parent_version)
+        .bind(s.trigger)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub async fn set_snapshot(
+    pool: &PgPool,
+    id: i64,
+    snapshot: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE training_runs SET snapshot = $2 WHERE id = $1")
+        .bind(id)
+        .bind(snapshot)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Records progress (when given) and a heartbeat; returns whether a cancel was asked for.
+pub async fn heartbeat(
+    pool: &PgPool,
+    id: i64,
+    progress: Option<&serde_json::Value>,
+) -> Result<bool, StoreError> {
+    let (cancel,): (bool,) = sqlx::query_as(
+        "UPDATE training_runs SET heartbeat_at = now(), progress = COALESCE($2, progress)
+         WHERE id = $1 RETURNING cancel_requested",
+    )
+    .bind(id)
+    .bind(progress)
+    .fetch_one(pool)
+    .await?;
+    Ok(cancel)
+}
+
+/// How a run ended.
+pub struct RunEnd<'a> {
+    /// promoted, rejected, failed or cancelled.
+    pub state: &'a str,
+    pub candidate_version: Option<&'a str>,
+    pub evaluation: Option<&'a serde_json::Value>,
+    pub reason: &'a str,
+}
+
+pub async fn finish(pool: &PgPool, id: i64, end: RunEnd<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE training_runs
+         SET state = $2, candidate_version = COALESCE($3, candidate_version),
+             evaluation = COALESCE($4, evaluation), reason = $5, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(end.state)
+    .bind(end.candidate_version)
+    .bind(end.evaluation)
+    .bind(end.reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Cancels a queued run at once, or asks a running one to stop. `None` when there is no
+/// such run; a run that already ended is returned unchanged.
+pub async fn cancel(pool: &PgPool, id: i64) -> Result<Option<TrainingRun>, StoreError> {
+    sqlx::query(
+        "UPDATE training_runs
+         SET state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,
+             finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END,
+             reason = CASE WHEN state = 'queued' THEN 'cancelled before it started' ELSE reason END,
+             cancel_requested = CASE WHEN state IN ('queued', 'running') THEN true ELSE cancel_requested END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    get(pool, id).await
+}
+
+pub async fn get(pool: &PgPool, id: i64) -> Result<Option<TrainingRun>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM training_runs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The newest runs first.
+pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<TrainingRun>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM training_runs ORDER BY id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The label watermark and end time of the newest run that started, if any: labels after
+/// the watermark are "new" for the scheduler.
+pub async fn last_started(
+    pool: &PgPool,
+) -> Result<Option<(i64, Option<DateTime<Utc>>)>, StoreError> {
+    let row: Option<(Option<i64>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT label_watermark, COALESCE(finished_at, started_at) FROM training_runs
+         WHERE label_watermark IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(w, t)| (w.unwrap_or(0), t)))
+}

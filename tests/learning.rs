@@ -1,0 +1,464 @@
+//! Learning from feedback, in process against the real Postgres and real training: runs
+//! started by feedback and by hand, the gate, the swap under load, rollback, cancelling, and
+//! a class added to a live task.
+
+mod common;
+
+use common::{get, post_json};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use voc::data::{read_dataset, Example, ReadOptions};
+use voc::learning::eval_set::is_frozen_eval;
+use voc::learning::LearningSettings;
+use voc::service::ServiceSettings;
+use voc::store::imports::{import_rows, ImportRow};
+
+const EVAL_SHARE: f64 = 0.2;
+
+fn fixture_rows(name: &str) -> Vec<Example> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    read_dataset(&path, &ReadOptions::default())
+        .expect("fixture reads")
+        .examples
+}
+
+/// Imports a fixture (labels included) and returns how many labels were added.
+async fn import(pool: &sqlx::PgPool, name: &str) -> i64 {
+    let rows = fixture_rows(name);
+    let rows: Vec<ImportRow> = rows
+        .iter()
+        .map(|e| ImportRow {
+            source_id: &e.id,
+            text: &e.text,
+            labels: e
+                .labels
+                .iter()
+                .map(|(t, l)| (t.as_str(), l.as_str()))
+                .collect(),
+        })
+        .collect();
+    import_rows(pool, &rows).await.expect("import").labels_added as i64
+}
+
+fn learning_settings(store: &Path, learning: LearningSettings) -> ServiceSettings {
+    let mut s = common::settings();
+    s.store_dir = store.to_path_buf();
+    s.learning = learning;
+    s
+}
+
+/// Fast polling, a small evaluation set, short runs, no automatic trigger.
+fn test_learning() -> LearningSettings {
+    let mut l = LearningSettings {
+        min_new_labels: i64::MAX,
+        interval: None,
+        poll: Duration::from_millis(100),
+        eval_share: EVAL_SHARE,
+        ..Default::default()
+    };
+    l.fine_tune.max_epochs = 2;
+    l.gate.min_eval_rows = 20;
+    l
+}
+
+/// Waits until run `id` (or the newest run, for `None`) has ended; returns it.
+async fn wait_for_run_end(app: &axum::Router, id: Option<i64>, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let run = match id {
+            Some(id) => get(app, &format!("/training-runs/{id}")).await.json,
+            None => get(app, "/training-runs").await.json["runs"][0].clone(),
+        };
+        let state = run["state"].as_str().unwrap_or("");
+        if !state.is_empty() && state != "queued" && state != "running" {
+            return run;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "run did not end within {limit:?}: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn classify_version(app: &axum::Router, text: &str) -> String {
+    let a = post_json(app, "/classify", &json!({ "text": text })).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.json["model_version"].as_str().unwrap().to_string()
+}
+
+fn sentiment_rows() -> Vec<Example> {
+    fixture_rows("demo_test.jsonl")
+        .into_iter()
+        .filter(|e| e.labels.contains_key("sentiment"))
+        .collect()
+}
+
+/// The uuid Postgres gave an imported row.
+async fn transcript_id(pool: &sqlx::PgPool, source_id: &str) -> uuid::Uuid {
+    let (id,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM transcripts WHERE source_id = $1")
+        .bind(source_id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    id
+}
+
+#[sqlx::test]
+async fn feedback_starts_a_run_whose_version_is_swapped_in_under_load_then_rolled_back(
+    pool: sqlx::PgPool,
+) {
+    let imported = import(&pool, "demo_test.jsonl").await;
+    assert_eq!(imported, 600);
+    let (store, base) = common::private_store();
+    let mut learning = test_learning();
+    const FEEDBACK: i64 = 30;
+    learning.min_new_labels = imported + FEEDBACK;
+    // This test is about the mechanism; the gate's strictness has its own test.
+    learning.gate.target_margin = 0.2;
+    learning.gate.other_margin = 0.2;
+    let settings = learning_settings(store.path(), learning);
+    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
+    let _background = voc::service::start_background(&state, &settings);
+
+    // Concurrent /classify load for the whole test.
+    let stop = Arc::new(AtomicBool::new(false));
+    let texts: Vec<String> = sentiment_rows().iter().map(|e| e.text.clone()).collect();
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (app, stop, texts) = (app.clone(), stop.clone(), texts.clone());
+        load.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut i = worker;
+            while !stop.load(Ordering::Relaxed) {
+                let a =
+                    post_json(&app, "/classify", &json!({"text": texts[i % texts.len()]})).await;
+                seen.push((
+                    a.status.as_u16(),
+                    a.json["model_version"].as_str().unwrap_or("").to_string(),
+                ));
+                i += 4;
+            }
+            seen
+        }));
+    }
+
+    // Fewer labels than the threshold: no run.
+    let rows = sentiment_rows();
+    for e in &rows[..FEEDBACK as usize - 1] {
+        let a = post_json(
+            &app,
+            "/feedback",
+            &json!({"call_id": e.id, "labels": {"sentiment": e.labels["sentiment"]}, "annotator": "qa-1"}),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(get(&app, "/training-runs").await.json["runs"], json!([]));
+    // The threshold-th label starts one.
+    let last = &rows[FEEDBACK as usize - 1];
+    post_json(
+        &app,
+        "/feedback",
+        &json!({"call_id": last.id, "labels": {"sentiment": last.labels["sentiment"]}, "annotator": "qa-1"}),
+    )
+    .await;
+    let run = wait_for_run_end(&app, None, Duration::from_secs(300)).await;
+    assert_eq!(run["state"], "promoted", "{run}");
+    assert_eq!(run["trigger"], "labels");
+    assert_eq!(run["parent_version"], base.as_str());
+    let candidate = run["candidate_version"].as_str().unwrap().to_string();
+    assert!(
+        run["progress"]["examples_per_second"].as_f64().unwrap() > 0.0,
+        "{run}"
+    );
+    assert!(
+        run["snapshot"]["eval_labeled"]["sentiment"]
+            .as_u64()
+            .unwrap()
+            >= 20,
+        "{run}"
+    );
+    assert!(
+        run["evaluation"]["candidate"]["sentiment"]["macro_f1"].is_number(),
+        "{run}"
+    );
+    assert!(
+        run["evaluation"]["active"]["sentiment"]["macro_f1"].is_number(),
+        "{run}"
+    );
+
+    // Keep the load going until answers name the new version, then a little longer.
+    let started = Instant::now();
+    while classify_version(&app, &texts[0]).await != candidate {
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answers = 0;
+    for task in load {
+        let seen = task.await.unwrap();
+        let mut swapped = false;
+        for (status, version) in seen {
+            answers += 1;
+            assert_eq!(status, 200, "a request failed during the swap");
+            assert!(
+                version == base || version == candidate,
+                "unexpected version {version}"
+            );
+            // Within one client, once the new version answers, the old one never does again.
+            swapped |= version == candidate;
+            assert!(
+                !(swapped && version == base),
+                "the old version answered after the new one"
+            );
+        }
+    }
+    assert!(answers > 20, "only {answers} answers under load");
+
+    // The version is recorded on predictions, on the version row, and in its manifest.
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM predictions WHERE model_version = $1")
+        .bind(&candidate)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(n > 0);
+    let models = get(&app, "/models").await.json;
+    let row = models["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == candidate.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["active"], true);
+    assert_eq!(row["gate"]["decision"], "promoted");
+    let manifest = voc::model::read_manifest(&store.path().join(&candidate)).unwrap();
+    assert_eq!(manifest.parent_version.as_deref(), Some(base.as_str()));
+
+    // Rollback: one call, and the old version answers again.
+    let a = common::post_json(&app, &format!("/models/{base}/activate"), &json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(classify_version(&app, &texts[1]).await, base);
+    assert_eq!(
+        voc::store::models::active_version(&pool)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(base.as_str())
+    );
+}
+
+#[sqlx::test]
+async fn a_candidate_trained_on_flipped_labels_is_rejected_and_kept_on_disk(pool: sqlx::PgPool) {
+    import(&pool, "demo_test.jsonl").await;
+    let (store, base) = common::private_store();
+    let settings = learning_settings(store.path(), test_learning());
+    assert!(settings.learning.gate.target_margin <= 0.01);
+    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
+    let _background = voc::service::start_background(&state, &settings);
+
+    // A careless annotator flips every sentiment label outside the evaluation set.
+    let mut flipped = 0;
+    for e in sentiment_rows() {
+        let id = transcript_id(&pool, &e.id).await;
+        if is_frozen_eval(id, EVAL_SHARE) {
+            continue;
+        }
+        let wrong = if e.labels["sentiment"] == "positive" {
+            "negative"
+        } else {
+            "positive"
+        };
+        let a = post_json(
+            &app,
+            "/feedback",
+            &json!({"transcript_id": id, "labels": {"sentiment": wrong}, "annotator": "careless"}),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        flipped += 1;
+    }
+    assert!(flipped > 250);
+    let a = post_json(&app, "/training-runs", &json!({})).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let id = a.json["run"]["id"].as_i64().unwrap();
+    // Asking again while it is open answers the same run.
+    let again = post_json(&app, "/training-runs", &json!({})).await;
+    assert_eq!(again.json["run"]["id"].as_i64(), Some(id), "{}", again.text);
+    assert_eq!(again.json["created"], false);
+
+    let run = wait_for_run_end(&app, Some(id), Duration::from_secs(300)).await;
+    assert_eq!(run["state"], "rejected", "{run}");
+    assert_eq!(run["trigger"], "manual");
+    let reason = run["reason"].as_str().unwrap();
+    assert!(reason.contains("sentiment macro-F1"), "{reason}");
+    let gate = &run["evaluation"]["tasks"]["sentiment"];
+    assert!(
+        gate["candidate_macro_f1"].as_f64().unwrap()
+            < gate["active_macro_f1"].as_f64().unwrap() - 0.01,
+        "{run}"
+    );
+    let candidate = run["candidate_version"].as_str().unwrap();
+    assert!(store.path().join(candidate).join("model.json").is_file());
+    let models = get(&app, "/models").await.json;
+    let row = models["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == candidate)
+        .unwrap()
+        .clone();
+    assert_eq!(row["gate"]["decision"], "rejected");
+    assert_eq!(row["active"], false);
+    assert_eq!(classify_version(&app, "환불해 주세요").await, base);
+}
+
+#[sqlx::test]
+async fn a_running_run_can_be_cancelled_and_leaves_no_version(pool: sqlx::PgPool) {
+    import(&pool, "demo_test.jsonl").await;
+    let (store, _base) = common::private_store();
+    let mut learning = test_learning();
+    learning.fine_tune.max_epochs = 10_000;
+    let settings = learning_settings(store.path(), learning);
+    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
+    let _background = voc::service::start_background(&state, &settings);
+
+    let id = post_json(&app, "/training-runs", &json!({})).await.json["run"]["id"]
+        .as_i64()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let run = get(&app, &format!("/training-runs/{id}")).await.json;
+        if run["state"] == "running" && run["progress"]["step"].as_u64().is_some() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = post_json(&app, &format!("/training-runs/{id}/cancel"), &json!({})).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let run = wait_for_run_end(&app, Some(id), Duration::from_secs(30)).await;
+    assert_eq!(run["state"], "cancelled", "{run}");
+    assert_eq!(voc::model::list_versions(store.path()).len(), 1);
+    // Cancelling again changes nothing; an unknown run is 404.
+    assert_eq!(
+        post_json(&app, &format!("/training-runs/{id}/cancel"), &json!({}))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        post_json(&app, "/training-runs/999999/cancel", &json!({}))
+            .await
+            .status,
+        404
+    );
+}
+
+#[sqlx::test]
+async fn a_class_added_to_a_live_task_is_predicted_after_the_next_run(pool: sqlx::PgPool) {
+    import(&pool, "demo_test.jsonl").await;
+    let (store, _base) = common::private_store();
+    let mut learning = test_learning();
+    learning.fine_tune.max_epochs = 6;
+    learning.gate.target_margin = 0.2;
+    learning.gate.other_margin = 0.2;
+    let settings = learning_settings(store.path(), learning);
+    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
+    let _background = voc::service::start_background(&state, &settings);
+    const NEW: &str = "apple_pay_or_google_pay";
+
+    // Transcripts of an intent the model has never seen arrive through /classify.
+    let mut ids = Vec::new();
+    for e in fixture_rows("new_intent.jsonl") {
+        let a = post_json(&app, "/classify", &json!({"text": e.text})).await;
+        assert_ne!(a.json["predictions"]["category"]["label"], NEW);
+        ids.push((
+            a.json["transcript_id"].as_str().unwrap().to_string(),
+            e.text,
+        ));
+    }
+    let feedback =
+        |id: &str| json!({"transcript_id": id, "labels": {"category": NEW}, "annotator": "qa-2"});
+    let refused = post_json(&app, "/feedback", &feedback(&ids[0].0)).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+
+    let a = post_json(&app, "/tasks/category/labels", &json!({"label": NEW})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(
+        post_json(&app, "/tasks/category/labels", &json!({"label": NEW}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post_json(&app, "/tasks/nope/labels", &json!({"label": NEW}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        post_json(&app, "/tasks/category/labels", &json!({"label": " "}))
+            .await
+            .status,
+        422
+    );
+    let tasks = get(&app, "/tasks").await.json;
+    let category = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "category")
+        .unwrap()
+        .clone();
+    assert_eq!(category["added_labels_not_yet_predicted"], json!([NEW]));
+
+    // Feedback may use the class at once.
+    for (id, _) in &ids {
+        let a = post_json(&app, "/feedback", &feedback(id)).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let id = post_json(&app, "/training-runs", &json!({})).await.json["run"]["id"]
+        .as_i64()
+        .unwrap();
+    let run = wait_for_run_end(&app, Some(id), Duration::from_secs(300)).await;
+    assert_eq!(run["state"], "promoted", "{run}");
+    let candidate = run["candidate_version"].as_str().unwrap();
+    let manifest = voc::model::read_manifest(&store.path().join(candidate)).unwrap();
+    let labels = &manifest.task("category").unwrap().labels;
+    assert_eq!(labels.last().map(String::as_str), Some(NEW));
+    assert_eq!(labels.len(), 11);
+
+    // The transcripts it learned from are now mostly predicted as the new class.
+    let mut hits = 0;
+    let trained: Vec<&(String, String)> = ids
+        .iter()
+        .filter(|(id, _)| !is_frozen_eval(id.parse().unwrap(), EVAL_SHARE))
+        .collect();
+    for (_, text) in &trained {
+        let a = post_json(&app, "/classify", &json!({"text": text})).await;
+        assert_eq!(a.json["model_version"], candidate);
+        hits += usize::from(a.json["predictions"]["category"]["label"] == NEW);
+    }
+    assert!(
+        hits * 2 > trained.len(),
+        "{hits} of {} predicted {NEW}",
+        trained.len()
+    );
+    let tasks = get(&app, "/tasks").await.json;
+    let category = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "category")
+        .unwrap()
+        .clone();
+    assert_eq!(category["added_labels_not_yet_predicted"], json!([]));
+}
