@@ -30,18 +30,7 @@ fn fixture_rows(name: &str) -> Vec<Example> {
 /// Imports a fixture (labels included) and returns how many labels were added.
 async fn import(pool: &sqlx::PgPool, name: &str) -> i64 {
     let rows = fixture_rows(name);
-    let rows: Vec<ImportRow> = rows
-        .iter()
-        .map(|e| ImportRow {
-            source_id: &e.id,
-            text: &e.text,
-            labels: e
-                .labels
-                .iter()
-                .map(|(t, l)| (t.as_str(), l.as_str()))
-                .collect(),
-        })
-        .collect();
+    let rows: Vec<ImportRow> = rows.iter().map(ImportRow::from).collect();
     import_rows(pool, &rows).await.expect("import").labels_added as i64
 }
 
@@ -259,7 +248,10 @@ async fn feedback_starts_a_run_whose_version_is_swapped_in_under_load_then_rolle
 async fn a_candidate_trained_on_flipped_labels_is_rejected_and_kept_on_disk(pool: sqlx::PgPool) {
     import(&pool, "demo_test.jsonl").await;
     let (store, base) = common::private_store();
-    let settings = learning_settings(store.path(), test_learning());
+    let mut learning = test_learning();
+    // Enough steps for the flipped labels to be learned, not just nudged.
+    learning.fine_tune.max_epochs = 10;
+    let settings = learning_settings(store.path(), learning);
     assert!(settings.learning.gate.target_margin <= 0.01);
     let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
     let _background = voc::service::start_background(&state, &settings);
@@ -461,4 +453,45 @@ async fn a_class_added_to_a_live_task_is_predicted_after_the_next_run(pool: sqlx
         .unwrap()
         .clone();
     assert_eq!(category["added_labels_not_yet_predicted"], json!([]));
+}
+
+#[sqlx::test]
+async fn the_interval_starts_a_run_when_any_label_arrived(pool: sqlx::PgPool) {
+    let (store, _base) = common::private_store();
+    let mut learning = test_learning();
+    learning.interval = Some(Duration::from_millis(1500));
+    let settings = learning_settings(store.path(), learning);
+    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
+    let _background = voc::service::start_background(&state, &settings);
+
+    // No label yet: the interval passes and nothing starts.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(get(&app, "/training-runs").await.json["runs"], json!([]));
+    let a = post_json(&app, "/classify", &json!({"text": "정말 최고의 영화"})).await;
+    let id = a.json["transcript_id"].as_str().unwrap().to_string();
+    let f = post_json(
+        &app,
+        "/feedback",
+        &json!({"transcript_id": id, "labels": {"sentiment": "positive"}}),
+    )
+    .await;
+    assert_eq!(f.status, 200, "{}", f.text);
+    let started = Instant::now();
+    let run = loop {
+        let run = get(&app, "/training-runs").await.json["runs"][0].clone();
+        if !run.is_null() {
+            break run;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no run started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["trigger"], "interval", "{run}");
+    // One label is too few to train on: the run fails and says why.
+    let id = run["id"].as_i64().unwrap();
+    let run = wait_for_run_end(&app, Some(id), Duration::from_secs(60)).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    assert!(run["reason"].as_str().unwrap().contains("too few"), "{run}");
 }

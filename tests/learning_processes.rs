@@ -75,18 +75,8 @@ impl Server {
                 l.push('\n');
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("voc serve did not start: {}", log.lock().unwrap()));
+        let url = common::listening_url(child.stdout.take().unwrap(), Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("voc serve did not start: {}", log.lock().unwrap()));
         Server { child, url, log }
     }
 

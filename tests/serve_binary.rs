@@ -5,7 +5,6 @@ mod common;
 
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,17 +30,7 @@ fn spawn_server(database_url: &str, extra: &[&str]) -> (Child, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn voc serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
+    let url = common::listening_url(child.stdout.take().unwrap(), Duration::from_secs(60))
         .expect("voc serve did not start listening");
     (child, url)
 }

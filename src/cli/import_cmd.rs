@@ -57,18 +57,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             .context("cannot apply the database migrations (is the URL right and Postgres up?)")?;
         let mut total = ImportCounts::default();
         for chunk in data.examples.chunks(args.batch_rows) {
-            let rows: Vec<ImportRow> = chunk
-                .iter()
-                .map(|e| ImportRow {
-                    source_id: &e.id,
-                    text: &e.text,
-                    labels: e
-                        .labels
-                        .iter()
-                        .map(|(t, l)| (t.as_str(), l.as_str()))
-                        .collect(),
-                })
-                .collect();
+            let rows: Vec<ImportRow> = chunk.iter().map(ImportRow::from).collect();
             let c = import_rows(&pool, &rows).await?;
             total.transcripts_added += c.transcripts_added;
             total.transcripts_known += c.transcripts_known;

@@ -135,6 +135,7 @@ async fn tick(
     }
     .await;
     let _ = training_runs::unlock(&mut conn).await;
+    let _ = sqlx::Connection::close(conn).await;
     tracing::debug!(trigger, "training slot released");
     result
 }

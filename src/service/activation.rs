@@ -6,6 +6,7 @@
 //! swaps the same version in. One mutex per process orders activations.
 
 use super::AppState;
+use crate::model::Classifier;
 use crate::store::models::{self, ModelVersionRow, ACTIVATED_CHANNEL};
 use crate::store::StoreError;
 use sqlx::postgres::PgListener;
@@ -33,26 +34,11 @@ pub async fn activate(state: &AppState, version: &str) -> Result<ModelVersionRow
     let row = models::get(&state.pool, version)
         .await?
         .ok_or_else(|| ActivationError::NotFound(version.to_string()))?;
-    let classifier = state
-        .pipeline
-        .load(row.path.clone().into())
-        .await
-        .map_err(|e| {
-            tracing::error!(version, error = %e, "refusing to activate a version that does not load; the current model keeps serving");
-            ActivationError::Load {
-                version: version.to_string(),
-                reason: e.to_string(),
-            }
-        })?;
+    let classifier = load(state, &row).await.inspect_err(|e| {
+        tracing::error!(version, error = %e, "refusing to activate a version that does not load; the current model keeps serving");
+    })?;
     models::activate(&state.pool, version).await?;
-    state
-        .pipeline
-        .swap(classifier)
-        .await
-        .map_err(|e| ActivationError::Load {
-            version: version.to_string(),
-            reason: e.to_string(),
-        })?;
+    swap(state, version, classifier).await?;
     if let Err(e) = models::notify_activated(&state.pool, version).await {
         tracing::warn!(error = %e, "could not announce the activation; other processes will notice on their next poll");
     }
@@ -72,24 +58,37 @@ pub async fn follow_database(state: &AppState) -> Result<bool, ActivationError> 
     let row = models::get(&state.pool, &version)
         .await?
         .ok_or_else(|| ActivationError::NotFound(version.clone()))?;
-    let classifier = state
+    let classifier = load(state, &row).await?;
+    swap(state, &version, classifier).await?;
+    tracing::info!(version, "following the version another process activated");
+    Ok(true)
+}
+
+async fn load(state: &AppState, row: &ModelVersionRow) -> Result<Classifier, ActivationError> {
+    state
         .pipeline
         .load(row.path.clone().into())
         .await
         .map_err(|e| ActivationError::Load {
-            version: version.clone(),
+            version: row.version.clone(),
             reason: e.to_string(),
-        })?;
+        })
+}
+
+async fn swap(
+    state: &AppState,
+    version: &str,
+    classifier: Classifier,
+) -> Result<(), ActivationError> {
     state
         .pipeline
         .swap(classifier)
         .await
+        .map(|_| ())
         .map_err(|e| ActivationError::Load {
-            version: version.clone(),
+            version: version.to_string(),
             reason: e.to_string(),
-        })?;
-    tracing::info!(version, "following the version another process activated");
-    Ok(true)
+        })
 }
 
 /// Keeps this process on the active version: swaps on every NOTIFY from another process

@@ -17,6 +17,20 @@ pub struct ImportRow<'a> {
     pub labels: Vec<(&'a str, &'a str)>,
 }
 
+impl<'a> From<&'a crate::data::Example> for ImportRow<'a> {
+    fn from(e: &'a crate::data::Example) -> ImportRow<'a> {
+        ImportRow {
+            source_id: &e.id,
+            text: &e.text,
+            labels: e
+                .labels
+                .iter()
+                .map(|(t, l)| (t.as_str(), l.as_str()))
+                .collect(),
+        }
+    }
+}
+
 /// What one call to [`import_rows`] changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ImportCounts {

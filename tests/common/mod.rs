@@ -57,6 +57,24 @@ pub fn private_store() -> (tempfile::TempDir, String) {
     (dir, name)
 }
 
+/// Waits for `voc serve` to print `listening on URL` on `stdout` and returns the URL
+/// (`None` if it did not within `limit`). Later output is read and dropped.
+pub fn listening_url(stdout: std::process::ChildStdout, limit: Duration) -> Option<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    rx.recv_timeout(limit).ok()
+}
+
 /// Settings for tests: small limits so they are easy to cross, no API keys.
 pub fn settings() -> ServiceSettings {
     ServiceSettings {
