@@ -2,7 +2,8 @@
 
 1. Imports airline train with `voc import`, keeping only the low300 sentiment labels (reason is
    kept: in a call center the menu choice is known for every call).
-2. Trains the starting model on that file with `voc train` (or reuses --store if it holds one).
+2. Trains the starting model on that file, less the service's frozen evaluation set, with
+   `voc train` (or reuses --store if it holds one: then it must have been trained the same way).
 3. Starts `voc serve` with the scheduler on. The import's labels make the first run due at once:
    S2 is measured while it trains (wrk, /classify at concurrency 64), then again once it is idle.
 4. Sends the remaining train sentiment labels as /feedback in batches; each batch crosses the
@@ -12,7 +13,7 @@
 
 Prints what it measured; asserts nothing about time or quality.
 """
-import argparse, json, os, random, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, hashlib, json, os, random, subprocess, sys, time, urllib.request, uuid as uuidlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +29,7 @@ ap.add_argument("--serve-args", default="")
 ap.add_argument("--s2-duration", default="20s")
 ap.add_argument("--s2-concurrency", type=int, default=64)
 ap.add_argument("--seed", type=int, default=7)
+ap.add_argument("--eval-share", type=float, default=0.1)
 args = ap.parse_args()
 data, work, store = Path(args.data), Path(args.work), Path(args.store)
 
@@ -57,10 +59,27 @@ out = run([args.voc, "import", "--database-url", args.database_url, "--tasks", "
            str(import_file)])
 log(f"import: {out.stdout.strip()} in {time.time() - t:.1f} s")
 
-# 2. The starting model.
+# 2. The starting model, trained on the imported rows outside the service's frozen evaluation
+# set (membership: SHA-256 of the transcript uuid, as src/learning/eval_set.rs computes it), so
+# the gate never scores a model on rows it was trained on.
+def frozen_eval(uuid_text, share=args.eval_share):
+    digest = hashlib.sha256(uuidlib.UUID(uuid_text).bytes).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < share * 10_000
+
+
+ids = dict(l.split("|") for l in run(["psql", args.database_url, "-tAc",
+                                       "SELECT source_id || '|' || id FROM transcripts"]).stdout.split())
+held_out = {sid for sid, u in ids.items() if frozen_eval(u)}
+start_file = work / "start.jsonl"
+with open(import_file) as src, open(start_file, "w") as dst:
+    for line in src:
+        if json.loads(line)["id"] not in held_out:
+            dst.write(line)
+log(f"frozen evaluation set: {len(held_out)} of {len(ids)} imported transcripts "
+    f"({sum(1 for i in held_out if i in low)} of them with one of the {len(low)} sentiment labels)")
 if not list(store.glob("*/model.json")):
     t = time.time()
-    out = run([args.voc, "train", "--train", str(import_file), "--valid", str(data / "valid.jsonl"),
+    out = run([args.voc, "train", "--train", str(start_file), "--valid", str(data / "valid.jsonl"),
                "--tasks", "sentiment,reason", "--store", str(store)] + args.train_args.split())
     log(f"starting model: trained in {time.time() - t:.0f} s ({args.train_args})")
 
@@ -84,7 +103,7 @@ serve_log = open(work / "serve.log", "w")
 server = subprocess.Popen(
     [args.voc, "serve", "--bind", f"127.0.0.1:{port}", "--store", str(store),
      "--database-url", args.database_url, "--learning-poll-ms", "1000", "--retrain-interval-s", "0",
-     "--retrain-min-labels", str(size)]
+     "--retrain-min-labels", str(size), "--eval-share", str(args.eval_share)]
     + args.serve_args.split(),
     stdout=serve_log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "info"})
 
