@@ -182,6 +182,10 @@ async fn feedback_starts_a_run_whose_version_is_swapped_in_under_load_then_rolle
         run["evaluation"]["active"]["sentiment"]["macro_f1"].is_number(),
         "{run}"
     );
+    assert!(
+        run["evaluation"]["training"]["validation_macro_f1"]["sentiment"].is_number(),
+        "{run}"
+    );
 
     // Keep the load going until answers name the new version, then a little longer.
     let started = Instant::now();

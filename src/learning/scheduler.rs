@@ -270,7 +270,21 @@ async fn run_one(
         }
         Err(e) => fail(e.to_string()).await,
         Ok(RunResult { summary, decision }) => {
-            let evaluation = serde_json::to_value(&decision).unwrap_or_default();
+            let mut evaluation = serde_json::to_value(&decision).unwrap_or_default();
+            evaluation["training"] = serde_json::json!({
+                "steps": summary.steps,
+                "epochs": summary.epochs,
+                "best_step": summary.best_step,
+                "stop_reason": summary.stop_reason,
+                "wall_seconds": summary.wall_seconds,
+                "examples_per_second": summary.examples_per_second,
+                "validation_macro_f1": summary
+                    .validation
+                    .tasks
+                    .iter()
+                    .map(|(t, m)| (t.clone(), m.macro_f1))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            });
             let gate = serde_json::json!({
                 "decision": if decision.promote { "promoted" } else { "rejected" },
                 "reason": decision.reason,

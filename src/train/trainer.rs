@@ -53,6 +53,8 @@ pub struct Progress {
     pub loss: f64,
     /// Target-task validation macro-F1, on evaluation steps.
     pub valid_score: Option<f64>,
+    /// Every task's validation macro-F1, on evaluation steps (empty otherwise).
+    pub valid_macro_f1: BTreeMap<String, f64>,
     pub best_score: f64,
     /// Training rows (labeled and unlabeled) forwarded per second so far.
     pub examples_per_second: f64,
@@ -285,6 +287,11 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
                     planned_steps,
                     loss: loss_sum / loss_count.max(1) as f64,
                     valid_score: Some(score),
+                    valid_macro_f1: report
+                        .tasks
+                        .iter()
+                        .map(|(task, m)| (task.clone(), m.macro_f1))
+                        .collect(),
                     best_score,
                     examples_per_second: forwarded as f64 / started.elapsed().as_secs_f64(),
                     association_on,
@@ -310,6 +317,7 @@ pub fn train(request: TrainRequest, hooks: TrainHooks) -> Result<TrainSummary, T
                     planned_steps,
                     loss: loss_sum / loss_count.max(1) as f64,
                     valid_score: None,
+                    valid_macro_f1: BTreeMap::new(),
                     best_score,
                     examples_per_second: forwarded as f64 / started.elapsed().as_secs_f64(),
                     association_on: use_association && step > config.association.start_step,
