@@ -70,6 +70,10 @@ struct Inner {
     /// (task, label) -> predictions committed.
     predictions: BTreeMap<(String, String), u64>,
     active_version: String,
+    /// Times the served version changed (promotion, rollback, following another replica).
+    model_swaps: u64,
+    /// Training runs this process ran, by how they ended.
+    training_runs: BTreeMap<String, u64>,
 }
 
 /// The service's metrics; cheap to share (`Arc`) and to update from any thread.
@@ -142,7 +146,20 @@ impl Metrics {
     }
 
     pub fn set_active_version(&self, version: &str) {
-        self.lock().active_version = version.to_string();
+        let mut g = self.lock();
+        if !g.active_version.is_empty() && g.active_version != version {
+            g.model_swaps += 1;
+        }
+        g.active_version = version.to_string();
+    }
+
+    /// Counts a training run this process ran, by its end state.
+    pub fn observe_training_run(&self, end_state: &str) {
+        *self
+            .lock()
+            .training_runs
+            .entry(end_state.to_string())
+            .or_default() += 1;
     }
 
     /// The text exposition format (version 0.0.4).
@@ -207,6 +224,17 @@ impl Metrics {
             "voc_model_info{{version=\"{}\"}} 1",
             escape(&g.active_version)
         );
+        out.push_str("# HELP voc_model_swaps_total Times the served model version changed.\n");
+        out.push_str("# TYPE voc_model_swaps_total counter\n");
+        let _ = writeln!(out, "voc_model_swaps_total {}", g.model_swaps);
+        out.push_str(
+            "# HELP voc_training_runs_total Training runs this process ran, by end state.\n",
+        );
+        out.push_str("# TYPE voc_training_runs_total counter\n");
+        for state in ["promoted", "rejected", "failed", "cancelled"] {
+            let n = g.training_runs.get(state).copied().unwrap_or(0);
+            let _ = writeln!(out, "voc_training_runs_total{{state=\"{state}\"}} {n}");
+        }
         out.push_str("# HELP voc_predictions_total Committed predictions, by task and label.\n");
         out.push_str("# TYPE voc_predictions_total counter\n");
         for ((task, label), n) in &g.predictions {

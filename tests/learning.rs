@@ -246,6 +246,17 @@ async fn feedback_starts_a_run_whose_version_is_swapped_in_under_load_then_rolle
             .as_deref(),
         Some(base.as_str())
     );
+    // The on-call engineer sees both in the metrics: one promoted run, two swaps.
+    let metrics = get(&app, "/metrics").await.text;
+    assert!(
+        metrics.contains("voc_training_runs_total{state=\"promoted\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("voc_training_runs_total{state=\"failed\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("voc_model_swaps_total 2"), "{metrics}");
 }
 
 #[sqlx::test]

@@ -336,3 +336,58 @@ async fn a_replica_killed_mid_run_restarts_on_the_last_good_version_and_the_run_
     assert_eq!(status, 200);
     assert_eq!(answer["model_version"], base.as_str());
 }
+
+#[sqlx::test]
+async fn a_clean_shutdown_during_a_run_marks_it_failed_at_once(
+    pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let url = database_url(&connect);
+    let (store, _base) = common::private_store();
+    let (ok, _, log) = voc_import(&url, &fixture("demo_test.jsonl"));
+    assert!(ok, "{log}");
+    let mut a = Server::start(
+        &url,
+        store.path(),
+        &[
+            "--retrain-min-labels",
+            "1000000",
+            "--finetune-epochs",
+            "10000",
+        ],
+    );
+    let (status, queued) = a.post("/training-runs", json!({})).await;
+    assert_eq!(status, 202, "{queued}");
+    let id = queued["run"]["id"].as_i64().unwrap();
+    wait_until(
+        "the run to make progress",
+        Duration::from_secs(120),
+        || async { a.get(&format!("/training-runs/{id}")).await["progress"]["step"].is_u64() },
+    )
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    while a.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "voc serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pool = pool_options.connect_with(connect).await.unwrap();
+    let (state, reason): (String, String) =
+        sqlx::query_as("SELECT state, reason FROM training_runs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "failed");
+    assert!(
+        reason.contains("stopped during the run"),
+        "{reason}\n{}",
+        a.log()
+    );
+    assert_eq!(voc::model::list_versions(store.path()).len(), 1);
+}

@@ -170,7 +170,7 @@ async fn run_one(
 ) -> Result<(), StoreError> {
     let parent = state.pipeline.active();
     let watermark = labels::max_id(&state.pool).await?;
-    let owner = format!("{}:{}", hostname(), std::process::id());
+    let owner = process_owner();
     let run = training_runs::start(
         conn,
         RunStart {
@@ -189,8 +189,8 @@ async fn run_one(
     );
     let fail = |reason: String| async move {
         tracing::error!(run = run.id, reason, "training run failed");
-        training_runs::finish(
-            &state.pool,
+        end_run(
+            state,
             run.id,
             RunEnd {
                 state: "failed",
@@ -256,8 +256,8 @@ async fn run_one(
     match result {
         Err(TrainError::Cancelled) => {
             tracing::info!(run = run.id, "training run cancelled");
-            training_runs::finish(
-                &state.pool,
+            end_run(
+                state,
                 run.id,
                 RunEnd {
                     state: "cancelled",
@@ -313,8 +313,8 @@ async fn run_one(
                 reason,
                 "training run finished"
             );
-            training_runs::finish(
-                &state.pool,
+            end_run(
+                state,
                 run.id,
                 RunEnd {
                     state: end_state,
@@ -326,6 +326,12 @@ async fn run_one(
             .await
         }
     }
+}
+
+/// Records how a run ended, in Postgres and in the metrics.
+async fn end_run(state: &AppState, id: i64, end: RunEnd<'_>) -> Result<(), StoreError> {
+    state.metrics.observe_training_run(end.state);
+    training_runs::finish(&state.pool, id, end).await
 }
 
 /// Reads the snapshot and builds the run's input; an error is the run's failure reason.
@@ -408,8 +414,31 @@ async fn prepare_input(
     })
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// How runs name the process running them: `host:pid`.
+pub fn process_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Called on a clean shutdown: a run this process was training cannot finish, so it is
+/// marked failed now rather than when the next process takes the training slot.
+pub async fn abandon_own_runs(state: &AppState) {
+    match training_runs::fail_owned(
+        &state.pool,
+        &process_owner(),
+        "the service was stopped during the run",
+    )
+    .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            runs = n,
+            "training run abandoned at shutdown and marked failed"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot mark this process's training run failed at shutdown")
+        }
+    }
 }

@@ -18,7 +18,7 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     // Scripts and tests read this line to learn the port.
     println!("listening on http://{addr}");
-    let app = crate::api::app(state);
+    let app = crate::api::app(state.clone());
     let grace = settings.shutdown_grace;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -33,6 +33,8 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
             for task in &background {
                 task.abort();
             }
+            crate::learning::scheduler::abandon_own_runs(&state).await;
+            drop(state);
             // The app (and its pipeline handles) are gone; the worker finishes and stops.
             let _ = tokio::task::spawn_blocking(move || worker.join()).await;
             Ok(())
@@ -42,6 +44,7 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
             tokio::time::sleep(grace).await;
         } => {
             tracing::warn!("grace period over; stopping with requests still in flight");
+            crate::learning::scheduler::abandon_own_runs(&state).await;
             Ok(())
         }
     }

@@ -67,6 +67,19 @@ pub async fn fail_orphans(conn: &mut PgConnection) -> Result<Vec<i64>, StoreErro
     Ok(ids.into_iter().map(|r| r.0).collect())
 }
 
+/// Marks the runs `owner` is running as failed with `reason` (a process stopping cleanly).
+pub async fn fail_owned(pool: &PgPool, owner: &str, reason: &str) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE training_runs SET state = 'failed', finished_at = now(), reason = $2
+         WHERE state = 'running' AND owner = $1",
+    )
+    .bind(owner)
+    .bind(reason)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// Queues a run asked for by hand. When a run is already queued or running, returns that
 /// one and `false` instead.
 pub async fn request(pool: &PgPool, trigger: &str) -> Result<(TrainingRun, bool), StoreError> {
