@@ -21,11 +21,8 @@ source scripts/env.sh
 source scripts/postgres.sh
 ensure_database
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "load: installing wrk (apt-get)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2 || { apt-get update >&2 && apt-get install -y wrk >&2; }
-  else sudo apt-get install -y wrk >&2; fi
-fi
+source bench/wrk.sh
+ensure_wrk
 
 if ! ls "$STORE"/*/model.json >/dev/null 2>&1; then
   echo "load: training the Q1 model into $STORE (a few minutes, once)" >&2

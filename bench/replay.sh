@@ -13,11 +13,8 @@ VOC="$(bash scripts/setup.sh | tail -1)"
 source scripts/env.sh
 source scripts/postgres.sh
 ensure_database
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "replay: installing wrk (apt-get)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2 || { apt-get update >&2 && apt-get install -y wrk >&2; }
-  else sudo apt-get install -y wrk >&2; fi
-fi
+source bench/wrk.sh
+ensure_wrk
 
 WORK="$(mktemp -d)"
 STORE="${VOC_REPLAY_STORE:-$WORK/store}"

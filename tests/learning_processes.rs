@@ -12,16 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn database_url(connect: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        connect.get_username(),
-        connect.get_host(),
-        connect.get_port(),
-        connect.get_database().expect("sqlx::test names a database")
-    )
-}
-
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -130,12 +120,37 @@ where
     }
 }
 
+/// Imports the demo test rows, starts a replica that trains only when asked, asks for a run
+/// long enough never to finish, and returns once it reports progress.
+async fn replica_in_a_long_run(url: &str, store: &Path) -> (Server, i64) {
+    let (ok, _, log) = voc_import(url, &fixture("demo_test.jsonl"));
+    assert!(ok, "{log}");
+    let a = Server::start(
+        url,
+        store,
+        &[QUIET[0], QUIET[1], "--finetune-epochs", "10000"],
+    );
+    let (status, queued) = a.post("/training-runs", json!({})).await;
+    assert_eq!(status, 202, "{queued}");
+    let id = queued["run"]["id"].as_i64().unwrap();
+    wait_until(
+        "the run to make progress",
+        Duration::from_secs(120),
+        || async { a.get(&format!("/training-runs/{id}")).await["progress"]["step"].is_u64() },
+    )
+    .await;
+    (a, id)
+}
+
+/// Flags of a replica that never starts a run by itself.
+const QUIET: [&str; 2] = ["--retrain-min-labels", "1000000"];
+
 #[sqlx::test]
 async fn importing_the_same_file_twice_changes_nothing(
     pool_options: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let url = database_url(&connect);
+    let url = common::database_url(&connect);
     let (ok, first, log) = voc_import(&url, &fixture("demo_test.jsonl"));
     assert!(ok, "{log}");
     assert_eq!(
@@ -179,7 +194,7 @@ async fn two_replicas_on_one_database_train_once_and_both_serve_the_new_version(
     _opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let url = database_url(&connect);
+    let url = common::database_url(&connect);
     let (store, base) = common::private_store();
     // Both replicas become due together: 600 imported labels reach the threshold.
     let flags = [
@@ -252,25 +267,9 @@ async fn a_replica_killed_mid_run_restarts_on_the_last_good_version_and_the_run_
     _opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let url = database_url(&connect);
+    let url = common::database_url(&connect);
     let (store, base) = common::private_store();
-    let (ok, _, log) = voc_import(&url, &fixture("demo_test.jsonl"));
-    assert!(ok, "{log}");
-    let quiet = ["--retrain-min-labels", "1000000"];
-    let mut a = Server::start(
-        &url,
-        store.path(),
-        &[&quiet[..], &["--finetune-epochs", "10000"]].concat(),
-    );
-    let (status, queued) = a.post("/training-runs", json!({})).await;
-    assert_eq!(status, 202, "{queued}");
-    let id = queued["run"]["id"].as_i64().unwrap();
-    wait_until(
-        "the run to make progress",
-        Duration::from_secs(120),
-        || async { a.get(&format!("/training-runs/{id}")).await["progress"]["step"].is_u64() },
-    )
-    .await;
+    let (mut a, id) = replica_in_a_long_run(&url, store.path()).await;
     a.child.kill().unwrap(); // SIGKILL
     a.child.wait().unwrap();
 
@@ -298,7 +297,7 @@ async fn a_replica_killed_mid_run_restarts_on_the_last_good_version_and_the_run_
         .unwrap();
     voc::store::models::activate(&pool, corrupt).await.unwrap();
 
-    let b = Server::start(&url, store.path(), &quiet);
+    let b = Server::start(&url, store.path(), &QUIET);
     assert_eq!(b.active_version().await, base, "{}", b.log());
     assert!(
         b.log().contains("weights.safetensors is corrupted"),
@@ -342,29 +341,9 @@ async fn a_clean_shutdown_during_a_run_marks_it_failed_at_once(
     pool_options: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let url = database_url(&connect);
+    let url = common::database_url(&connect);
     let (store, _base) = common::private_store();
-    let (ok, _, log) = voc_import(&url, &fixture("demo_test.jsonl"));
-    assert!(ok, "{log}");
-    let mut a = Server::start(
-        &url,
-        store.path(),
-        &[
-            "--retrain-min-labels",
-            "1000000",
-            "--finetune-epochs",
-            "10000",
-        ],
-    );
-    let (status, queued) = a.post("/training-runs", json!({})).await;
-    assert_eq!(status, 202, "{queued}");
-    let id = queued["run"]["id"].as_i64().unwrap();
-    wait_until(
-        "the run to make progress",
-        Duration::from_secs(120),
-        || async { a.get(&format!("/training-runs/{id}")).await["progress"]["step"].is_u64() },
-    )
-    .await;
+    let (mut a, id) = replica_in_a_long_run(&url, store.path()).await;
     let _ = Command::new("kill")
         .args(["-TERM", &a.child.id().to_string()])
         .status();

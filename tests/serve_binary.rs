@@ -8,16 +8,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn database_url(connect: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        connect.get_username(),
-        connect.get_host(),
-        connect.get_port(),
-        connect.get_database().expect("sqlx::test names a database")
-    )
-}
-
 /// Starts `voc serve` and returns it with its base URL (read from its "listening on" line).
 fn spawn_server(database_url: &str, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_voc"))
@@ -58,7 +48,7 @@ async fn classify_then_feedback_then_read_the_transcript_and_metrics_over_http(
     connect: PgConnectOptions,
 ) {
     let (mut server, base) = spawn_server(
-        &database_url(&connect),
+        &common::database_url(&connect),
         &[
             "--classify-api-keys",
             "ck",
@@ -190,7 +180,7 @@ async fn serve_with_an_empty_model_store_exits_non_zero_and_says_how_to_train_on
     connect: PgConnectOptions,
 ) {
     let empty = tempfile::tempdir().unwrap();
-    let url = database_url(&connect);
+    let url = common::database_url(&connect);
     let out = Command::new(env!("CARGO_BIN_EXE_voc"))
         .args([
             "serve",

@@ -57,6 +57,17 @@ pub fn private_store() -> (tempfile::TempDir, String) {
     (dir, name)
 }
 
+/// The URL of the database `#[sqlx::test]` made for a test, for a `voc` process to use.
+pub fn database_url(connect: &sqlx::postgres::PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        connect.get_username(),
+        connect.get_host(),
+        connect.get_port(),
+        connect.get_database().expect("sqlx::test names a database")
+    )
+}
+
 /// Waits for `voc serve` to print `listening on URL` on `stdout` and returns the URL
 /// (`None` if it did not within `limit`). Later output is read and dropped.
 pub fn listening_url(stdout: std::process::ChildStdout, limit: Duration) -> Option<String> {
