@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use voc::data::{read_dataset, Example, ReadOptions};
 use voc::learning::eval_set::is_frozen_eval;
 use voc::learning::LearningSettings;
-use voc::service::ServiceSettings;
 use voc::store::imports::{import_rows, ImportRow};
 
 const EVAL_SHARE: f64 = 0.2;
@@ -34,11 +33,23 @@ async fn import(pool: &sqlx::PgPool, name: &str) -> i64 {
     import_rows(pool, &rows).await.expect("import").labels_added as i64
 }
 
-fn learning_settings(store: &Path, learning: LearningSettings) -> ServiceSettings {
-    let mut s = common::settings();
-    s.store_dir = store.to_path_buf();
-    s.learning = learning;
-    s
+/// The app as `voc serve` runs it, with its background tasks, on a store of its own (runs
+/// write new versions) holding the shared test model, version `base`.
+struct LearningApp {
+    app: axum::Router,
+    store: tempfile::TempDir,
+    base: String,
+}
+
+async fn learning_app(pool: &sqlx::PgPool, learning: LearningSettings) -> LearningApp {
+    let (store, base) = common::private_store();
+    let mut settings = common::settings();
+    settings.store_dir = store.path().to_path_buf();
+    settings.learning = learning;
+    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
+    // Dropping the handles detaches the tasks; they stop with the test's runtime.
+    voc::service::start_background(&state, &settings);
+    LearningApp { app, store, base }
 }
 
 /// Fast polling, a small evaluation set, short runs, no automatic trigger.
@@ -104,16 +115,13 @@ async fn feedback_starts_a_run_whose_version_is_swapped_in_under_load_then_rolle
 ) {
     let imported = import(&pool, "demo_test.jsonl").await;
     assert_eq!(imported, 600);
-    let (store, base) = common::private_store();
     let mut learning = test_learning();
     const FEEDBACK: i64 = 30;
     learning.min_new_labels = imported + FEEDBACK;
     // This test is about the mechanism; the gate's strictness has its own test.
     learning.gate.target_margin = 0.2;
     learning.gate.other_margin = 0.2;
-    let settings = learning_settings(store.path(), learning);
-    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
-    let _background = voc::service::start_background(&state, &settings);
+    let LearningApp { app, store, base } = learning_app(&pool, learning).await;
 
     // Concurrent /classify load for the whole test.
     let stop = Arc::new(AtomicBool::new(false));
@@ -262,14 +270,11 @@ async fn feedback_starts_a_run_whose_version_is_swapped_in_under_load_then_rolle
 #[sqlx::test]
 async fn a_candidate_trained_on_flipped_labels_is_rejected_and_kept_on_disk(pool: sqlx::PgPool) {
     import(&pool, "demo_test.jsonl").await;
-    let (store, base) = common::private_store();
     let mut learning = test_learning();
     // Enough steps for the flipped labels to be learned, not just nudged.
     learning.fine_tune.max_epochs = 10;
-    let settings = learning_settings(store.path(), learning);
-    assert!(settings.learning.gate.target_margin <= 0.01);
-    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
-    let _background = voc::service::start_background(&state, &settings);
+    assert!(learning.gate.target_margin <= 0.01);
+    let LearningApp { app, store, base } = learning_app(&pool, learning).await;
 
     // A careless annotator flips every sentiment label outside the evaluation set.
     let mut flipped = 0;
@@ -330,12 +335,9 @@ async fn a_candidate_trained_on_flipped_labels_is_rejected_and_kept_on_disk(pool
 #[sqlx::test]
 async fn a_running_run_can_be_cancelled_and_leaves_no_version(pool: sqlx::PgPool) {
     import(&pool, "demo_test.jsonl").await;
-    let (store, _base) = common::private_store();
     let mut learning = test_learning();
     learning.fine_tune.max_epochs = 10_000;
-    let settings = learning_settings(store.path(), learning);
-    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
-    let _background = voc::service::start_background(&state, &settings);
+    let LearningApp { app, store, .. } = learning_app(&pool, learning).await;
 
     let id = post_json(&app, "/training-runs", &json!({})).await.json["run"]["id"]
         .as_i64()
@@ -372,14 +374,11 @@ async fn a_running_run_can_be_cancelled_and_leaves_no_version(pool: sqlx::PgPool
 #[sqlx::test]
 async fn a_class_added_to_a_live_task_is_predicted_after_the_next_run(pool: sqlx::PgPool) {
     import(&pool, "demo_test.jsonl").await;
-    let (store, _base) = common::private_store();
     let mut learning = test_learning();
     learning.fine_tune.max_epochs = 6;
     learning.gate.target_margin = 0.2;
     learning.gate.other_margin = 0.2;
-    let settings = learning_settings(store.path(), learning);
-    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
-    let _background = voc::service::start_background(&state, &settings);
+    let LearningApp { app, store, .. } = learning_app(&pool, learning).await;
     const NEW: &str = "apple_pay_or_google_pay";
 
     // Transcripts of an intent the model has never seen arrive through /classify.
@@ -472,12 +471,11 @@ async fn a_class_added_to_a_live_task_is_predicted_after_the_next_run(pool: sqlx
 
 #[sqlx::test]
 async fn the_interval_starts_a_run_when_any_label_arrived(pool: sqlx::PgPool) {
-    let (store, _base) = common::private_store();
     let mut learning = test_learning();
     learning.interval = Some(Duration::from_millis(1500));
-    let settings = learning_settings(store.path(), learning);
-    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
-    let _background = voc::service::start_background(&state, &settings);
+    let LearningApp {
+        app, store: _store, ..
+    } = learning_app(&pool, learning).await;
 
     // No label yet: the interval passes and nothing starts.
     tokio::time::sleep(Duration::from_millis(2000)).await;
