@@ -128,7 +128,7 @@ else:
 start_version = call("GET", "/models/active")["version"]
 f1s, f1r = test_f1(start_version)
 log(f"starting version {start_version}: test macro-F1 sentiment {f1s:.2f}, reason {f1r:.2f} "
-    f"({len(low)} sentiment labels)")
+    f"({len(low)} sentiment labels imported, {len(low - held_out)} of them outside the frozen set)")
 
 # wrk bodies: airline valid texts (not test: /classify stores them as unlabeled transcripts,
 # which runs sample for the association loss).
