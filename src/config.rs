@@ -113,6 +113,9 @@ pub struct TrainingConfig {
     pub task_weights: std::collections::BTreeMap<String, f64>,
     /// Share of labeled rows held out for validation when no `--valid` file is given.
     pub valid_fraction: f64,
+    /// Learning-rate multiplier for the embedding matrix when it starts from pretrained
+    /// vectors (a small value keeps fine-tuning from wiping them).
+    pub embedding_lr_scale: f64,
     /// libtorch intra-op threads (0: one less than the CPUs, at least 1, at most 8;
     /// oversubscribed OpenMP threads slow training tenfold on a busy machine).
     pub threads: usize,
@@ -132,7 +135,53 @@ impl Default for TrainingConfig {
             class_weights: true,
             task_weights: Default::default(),
             valid_fraction: 0.1,
+            embedding_lr_scale: 1.0,
             threads: 0,
+        }
+    }
+}
+
+/// Self-supervised pretraining of the embeddings: skip-gram with negative sampling
+/// (Mikolov et al., 2013) over the subword tokens of unlabeled text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// `voc train` without `--init-from` first pretrains the embeddings on all its training
+    /// text (labels unused). `voc pretrain` always does.
+    pub enabled: bool,
+    /// Largest distance between a center token and a context token (each center draws
+    /// its window from 1 to this).
+    pub window: usize,
+    /// Noise tokens per true pair, drawn from the unigram distribution to the power 0.75.
+    pub negatives: usize,
+    /// Passes over the text, at most.
+    pub epochs: usize,
+    /// Fewer passes when the text is large: passes × tokens stays under this budget.
+    pub token_budget: usize,
+    /// Frequent tokens are dropped with probability 1 - sqrt(t / f) (word2vec's `sample`).
+    pub subsample: f64,
+    /// Token pairs per optimiser step.
+    pub batch_size: usize,
+    /// Step size for each row's gradient averaged over its uses in a batch, decayed
+    /// linearly to a tenth (rows a batch did not use do not move).
+    pub learning_rate: f64,
+    /// Each learned vector is rescaled to the norm of a random `N(0, std²)` row before
+    /// supervised training (0 keeps them as learned).
+    pub embedding_std: f64,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig {
+            enabled: true,
+            window: 5,
+            negatives: 10,
+            epochs: 15,
+            token_budget: 8_000_000,
+            subsample: 1e-4,
+            batch_size: 4096,
+            learning_rate: 0.5,
+            embedding_std: 0.1,
         }
     }
 }
@@ -144,6 +193,7 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     pub training: TrainingConfig,
     pub association: AssociationConfig,
+    pub pretrain: PretrainConfig,
 }
 
 /// Why a config file could not be used.
@@ -202,6 +252,18 @@ impl TrainConfig {
         }
         if !(0.0..0.9).contains(&t.valid_fraction) {
             return bad("training.valid_fraction must be in [0, 0.9)");
+        }
+        if t.embedding_lr_scale < 0.0 {
+            return bad("training.embedding_lr_scale must not be negative");
+        }
+        let p = &self.pretrain;
+        if p.window == 0 || p.negatives == 0 || p.batch_size == 0 || p.learning_rate <= 0.0 {
+            return bad(
+                "pretrain.window, negatives, batch_size and learning_rate must be positive",
+            );
+        }
+        if p.embedding_std < 0.0 || p.subsample < 0.0 {
+            return bad("pretrain.embedding_std and pretrain.subsample must not be negative");
         }
         if self.association.enabled && self.association.unlabeled_batch_size == 0 {
             return bad("association.unlabeled_batch_size must be positive");

@@ -86,6 +86,18 @@ async fn wait_for_run_end(app: &axum::Router, id: Option<i64>, limit: Duration) 
     }
 }
 
+/// The classes added to `task` that the serving model does not predict yet (GET /tasks).
+async fn pending_classes(app: &axum::Router, task: &str) -> Value {
+    let tasks = get(app, "/tasks").await.json;
+    tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == task)
+        .unwrap()["added_labels_not_yet_predicted"]
+        .clone()
+}
+
 async fn classify_version(app: &axum::Router, text: &str) -> String {
     let a = post_json(app, "/classify", &json!({ "text": text })).await;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -416,15 +428,7 @@ async fn a_class_added_to_a_live_task_is_predicted_after_the_next_run(pool: sqlx
             .status,
         422
     );
-    let tasks = get(&app, "/tasks").await.json;
-    let category = tasks["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["task"] == "category")
-        .unwrap()
-        .clone();
-    assert_eq!(category["added_labels_not_yet_predicted"], json!([NEW]));
+    assert_eq!(pending_classes(&app, "category").await, json!([NEW]));
 
     // Feedback may use the class at once.
     for (id, _) in &ids {
@@ -458,15 +462,7 @@ async fn a_class_added_to_a_live_task_is_predicted_after_the_next_run(pool: sqlx
         "{hits} of {} predicted {NEW}",
         trained.len()
     );
-    let tasks = get(&app, "/tasks").await.json;
-    let category = tasks["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["task"] == "category")
-        .unwrap()
-        .clone();
-    assert_eq!(category["added_labels_not_yet_predicted"], json!([]));
+    assert_eq!(pending_classes(&app, "category").await, json!([]));
 }
 
 #[sqlx::test]

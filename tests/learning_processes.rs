@@ -172,6 +172,19 @@ async fn importing_the_same_file_twice_changes_nothing(
     .unwrap();
     assert_eq!(counts, (600, 600));
 
+    // A file with texts and no labels is imported for the association loss, and says so.
+    let texts = tempfile::NamedTempFile::with_suffix(".jsonl").unwrap();
+    std::fs::write(
+        texts.path(),
+        "{\"id\": \"u1\", \"text\": \"no label here\"}\n{\"id\": \"u2\", \"text\": \"nor here\"}\n",
+    )
+    .unwrap();
+    let (ok, counts, log) = voc_import(&url, texts.path().to_str().unwrap());
+    assert!(ok, "{log}");
+    assert!(log.contains("importing the texts without labels"), "{log}");
+    assert_eq!(counts["transcripts_added"], 2);
+    assert_eq!(counts["labels_added"], 0);
+
     // A bad file is refused with its line number and stores nothing.
     let bad = tempfile::NamedTempFile::with_suffix(".jsonl").unwrap();
     std::fs::write(
@@ -186,7 +199,7 @@ async fn importing_the_same_file_twice_changes_nothing(
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(n, 600);
+    assert_eq!(n, 602);
 }
 
 #[sqlx::test]

@@ -1,8 +1,8 @@
 //! `voc eval`: score a saved version on a labeled file.
 
 use super::data_args::DataArgs;
+use crate::model::encoded::EncodedRows;
 use crate::model::{parse_device, Classifier};
-use crate::train::encoded::EncodedRows;
 use crate::train::evaluate::evaluate_classifier;
 use std::path::PathBuf;
 

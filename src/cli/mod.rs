@@ -4,6 +4,7 @@ mod data_args;
 mod eval_cmd;
 mod import_cmd;
 mod predict_cmd;
+mod pretrain_cmd;
 mod serve_cmd;
 mod train_cmd;
 
@@ -27,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Train a new model version from a JSONL or CSV file; prints its folder last.
     Train(Box<train_cmd::TrainArgs>),
+    /// Pretrain an encoder (tokenizer and embeddings) on unlabeled text; prints its folder last.
+    Pretrain(Box<pretrain_cmd::PretrainArgs>),
     /// Score a model version on a labeled file.
     Eval(eval_cmd::EvalArgs),
     /// Classify texts from stdin, one per line, one JSON object per line out.
@@ -54,6 +57,7 @@ pub fn init_logging(json: bool) {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train_cmd::run(*args),
+        Command::Pretrain(args) => pretrain_cmd::run(*args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Import(args) => import_cmd::run(args),

@@ -68,6 +68,20 @@ pub struct TrainArgs {
     pub visit_weight: Option<f64>,
     #[arg(long)]
     pub unlabeled_batch_size: Option<usize>,
+    /// Start the encoder from this version folder: a pretrained encoder (`voc pretrain`)
+    /// or a classifier (its tokenizer and encoder weights; the heads start afresh).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Start the embedding matrix from word vectors in the word2vec/fastText text format
+    /// (`.vec`); the embedding size follows the file.
+    #[arg(long)]
+    pub pretrained_vectors: Option<PathBuf>,
+    /// Do not pretrain the embeddings with skip-gram on the training text first.
+    #[arg(long)]
+    pub no_pretrain: bool,
+    /// Learning-rate multiplier for pretrained embeddings.
+    #[arg(long)]
+    pub embedding_lr_scale: Option<f64>,
     /// libtorch threads (0: one less than the CPUs, at least 1).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -90,6 +104,10 @@ impl TrainArgs {
         set(&mut t.learning_rate, self.learning_rate);
         set(&mut t.patience, self.patience);
         set(&mut t.threads, self.threads);
+        set(&mut t.embedding_lr_scale, self.embedding_lr_scale);
+        if self.no_pretrain {
+            c.pretrain.enabled = false;
+        }
         let m = &mut c.model;
         set(&mut m.encoder, self.encoder);
         set(&mut m.vocab_size, self.vocab_size);
@@ -171,32 +189,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg}")
             .expect("progress template"),
     );
-    let mut report =
-        |p: &Progress| {
-            bar.set_length(p.planned_steps as u64);
-            bar.set_position(p.step as u64);
-            let line =
-                format!(
-            "epoch {} step {} loss {:.4} valid macro-F1 {:.4} (best {:.4}) {:.0} examples/s{}",
-            p.epoch,
-            p.step,
-            p.loss,
-            p.valid_score.unwrap_or(f64::NAN),
-            p.best_score,
-            p.examples_per_second,
-            if p.association_on { " [association on]" } else { "" }
-        );
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(&line);
-                bar.set_message(format!(
-                    "loss {:.4} F1 {:.4}",
-                    p.loss,
-                    p.valid_score.unwrap_or(0.0)
-                ));
-            }
-        };
+    let mut report = |p: &Progress| {
+        bar.set_length(p.planned_steps as u64);
+        bar.set_position(p.step as u64);
+        let line = progress_line(p);
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(&line);
+            bar.set_message(format!("loss {:.4} best F1 {:.4}", p.loss, p.best_score));
+        }
+    };
     let summary = train(
         TrainRequest {
             train: &train_data,
@@ -206,6 +209,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             device,
             store: args.store.clone(),
             warm_start: None,
+            init_from: args.init_from.as_deref(),
+            pretrained_vectors: args.pretrained_vectors.as_deref(),
         },
         TrainHooks {
             cancel: None,
@@ -222,6 +227,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         summary.stop_reason,
         summary.best_step
     );
+    eprintln!("encoder start: {}", serde_json::to_string(&summary.init)?);
     for (task, m) in &summary.validation.tasks {
         eprintln!(
             "validation {task}: macro-F1 {:.4} accuracy {:.4} ECE {:.4} (n={})",
@@ -230,4 +236,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     println!("{}", summary.version_dir.display());
     Ok(())
+}
+
+/// One progress line; the validation score only on steps that were evaluated.
+fn progress_line(p: &Progress) -> String {
+    let score = match p.valid_score {
+        Some(s) => format!(" valid macro-F1 {s:.4} (best {:.4})", p.best_score),
+        None => String::new(),
+    };
+    format!(
+        "epoch {} step {} loss {:.4}{score} {:.0} examples/s{}",
+        p.epoch,
+        p.step,
+        p.loss,
+        p.examples_per_second,
+        if p.association_on {
+            " [association on]"
+        } else {
+            ""
+        }
+    )
 }

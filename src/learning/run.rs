@@ -5,7 +5,7 @@
 use super::gate::{decide, score, GateDecision, GateSettings};
 use crate::config::TrainConfig;
 use crate::data::{Dataset, Example, TaskLabels};
-use crate::model::{read_manifest, Classifier};
+use crate::model::Classifier;
 use crate::train::{train, Progress, TrainError, TrainHooks, TrainRequest, TrainSummary};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -123,6 +123,8 @@ pub fn execute(
             device: input.device,
             store: input.store.clone(),
             warm_start: Some(&input.parent_dir),
+            init_from: None,
+            pretrained_vectors: None,
         },
         TrainHooks {
             cancel: Some(cancel),
@@ -132,10 +134,9 @@ pub fn execute(
     let candidate = Classifier::load(&summary.version_dir, input.device)?;
     let active = Classifier::load(&input.parent_dir, input.device)?;
     let rows: Vec<&Example> = input.eval.iter().collect();
-    let target = read_manifest(&summary.version_dir)?.target_task;
     let decision = decide(
         &input.gate,
-        &target,
+        &candidate.manifest().target_task,
         score(&candidate, &rows, &input.tasks)?,
         score(&active, &rows, &input.tasks)?,
     );

@@ -291,11 +291,16 @@ async fn run_one(
                 "run": run.id,
                 "tasks": decision.tasks,
             });
-            crate::service::register_store(&state.pool, &state.store_dir)
-                .await
-                .map_err(|e| StoreError::Other(e.to_string()))?;
-            models::set_gate(&state.pool, &summary.version, &gate).await?;
-            let (end_state, reason) = if decision.promote {
+            // Record the candidate and the gate's word on it before anything goes live; a
+            // failure here ends the run as failed instead of leaving it `running`.
+            let recorded = async {
+                crate::service::register_version(&state.pool, &summary.version_dir).await?;
+                models::set_gate(&state.pool, &summary.version, &gate).await
+            }
+            .await;
+            let (end_state, reason) = if let Err(e) = recorded {
+                ("failed", format!("cannot record the candidate: {e}"))
+            } else if decision.promote {
                 match activation::activate(state, &summary.version).await {
                     Ok(_) => ("promoted", decision.reason.clone()),
                     Err(e) => (

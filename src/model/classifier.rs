@@ -69,8 +69,8 @@ impl Classifier {
     pub fn encode_rows(
         &self,
         examples: &[&crate::data::Example],
-    ) -> Result<crate::train::encoded::EncodedRows, ModelError> {
-        Ok(crate::train::encoded::EncodedRows::encode(
+    ) -> Result<super::encoded::EncodedRows, ModelError> {
+        Ok(super::encoded::EncodedRows::encode(
             examples,
             &self.version.tokenizer,
             &self.version.manifest.tasks,

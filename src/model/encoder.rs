@@ -9,6 +9,9 @@ use crate::config::{EncoderKind, ModelConfig};
 use tch::nn::{self, Module, RNN};
 use tch::{Kind, Tensor};
 
+/// The optimiser group of the embedding matrix (every other weight is in group 0).
+pub const EMBEDDING_GROUP: usize = 1;
+
 /// Token ids `[batch, time]` (padded with 0) and each row's real length `[batch]`.
 pub struct TokenBatch {
     pub ids: Tensor,
@@ -70,8 +73,9 @@ impl Encoder {
             },
             ..Default::default()
         };
+        // In its own optimiser group, so pretrained vectors can fine-tune more gently.
         let embedding = nn::embedding(
-            vs / "embedding",
+            vs.set_group(EMBEDDING_GROUP) / "embedding",
             vocab_size,
             config.embedding_dim,
             embedding_config,

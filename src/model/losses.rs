@@ -56,6 +56,23 @@ pub fn association_losses(
     AssociationLosses { walker, visit }
 }
 
+/// Skip-gram with negative sampling (Mikolov et al., 2013): `center` `[B, d]` should score
+/// high against its true `context` `[B, d]` and low against `negatives` `[B, K, d]`.
+/// Summed over the batch (each pair takes a word2vec-sized step under SGD):
+/// `Σ -log σ(u·v) - Σ_k log σ(-u·n_k)`.
+pub fn skipgram_loss(center: &Tensor, context: &Tensor, negatives: &Tensor) -> Tensor {
+    let positive = (center * context)
+        .sum_dim_intlist([1].as_slice(), false, Kind::Float)
+        .log_sigmoid();
+    let negative = negatives
+        .bmm(&center.unsqueeze(2))
+        .squeeze_dim(2)
+        .neg()
+        .log_sigmoid()
+        .sum_dim_intlist([1].as_slice(), false, Kind::Float);
+    -(positive + negative).sum(Kind::Float)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +159,16 @@ mod tests {
         // row 0 has class 1 (weight 1), row 1 has class 0 (weight 3)
         let expected = (1.0 * ce(0.0, 2.0) + 3.0 * ce(0.0, 1.0)) / 4.0;
         assert!((scalar(&loss) - expected).abs() < 1e-5);
+    }
+
+    #[test]
+    fn skipgram_loss_matches_a_hand_computed_example() {
+        // u = [1, 2], v = [0.5, 0], one negative n = [1, -1]: u·v = 0.5, u·n = -1.
+        let u = t(&[&[1.0, 2.0]]);
+        let v = t(&[&[0.5, 0.0]]);
+        let n = Tensor::from_slice(&[1.0f32, -1.0]).view([1, 1, 2]);
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let expected = -(sigmoid(0.5).ln() + sigmoid(1.0).ln());
+        assert!((scalar(&skipgram_loss(&u, &v, &n)) - expected).abs() < 1e-6);
     }
 }

@@ -21,9 +21,23 @@ pub struct TrainingData {
     pub unlabeled: usize,
 }
 
+/// What a version folder holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionKind {
+    /// A whole model: encoder and task heads; the service can serve it.
+    #[default]
+    Classifier,
+    /// A pretrained encoder (tokenizer and `encoder.*` weights) for `voc train --init-from`.
+    Encoder,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelManifest {
     pub format: u32,
+    /// Classifier or pretrained encoder (older versions are classifiers).
+    #[serde(default)]
+    pub kind: VersionKind,
     pub version: String,
     pub created_at: String,
     /// Tasks in head order, each with its labels in output order.

@@ -1,11 +1,13 @@
 //! The multi-task model: tokenizer, shared encoder, heads, losses, and saved versions.
 
 pub mod classifier;
+pub mod encoded;
 pub mod encoder;
 pub mod losses;
 pub mod manifest;
 pub mod network;
 pub mod tokenizer;
+pub mod vectors;
 pub mod version_dir;
 
 pub use classifier::{Classifier, Prediction, TaskPrediction};

@@ -112,6 +112,12 @@ impl TextTokenizer {
         }
     }
 
+    /// The same vocabulary, truncating at `max_len` tokens.
+    pub fn with_max_len(mut self, max_len: usize) -> TextTokenizer {
+        self.max_len = max_len.max(1);
+        self
+    }
+
     pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {
         self.inner.save(path, false).map_err(tk_err)
     }
@@ -138,6 +144,32 @@ impl TextTokenizer {
             ids.push(self.unk_id);
         }
         Ok(ids)
+    }
+
+    /// Token ids of `text`, not truncated (may be empty).
+    pub fn encode_all(&self, text: &str) -> Result<Vec<i64>, TokenizerError> {
+        let encoding = self.inner.encode(text, false).map_err(tk_err)?;
+        Ok(encoding.get_ids().iter().map(|&i| i as i64).collect())
+    }
+
+    /// The id of a vocabulary entry given exactly as stored (e.g. `delay` or `##ed`).
+    pub fn token_id(&self, token: &str) -> Option<usize> {
+        self.inner.token_to_id(token).map(|i| i as usize)
+    }
+
+    /// The vocabulary entry with id `id`.
+    pub fn id_token(&self, id: usize) -> Option<String> {
+        self.inner.id_to_token(id as u32)
+    }
+
+    /// Whether `id` is padding or the unknown token.
+    pub fn is_special(&self, id: usize) -> bool {
+        id as i64 == PAD_ID || id as i64 == self.unk_id
+    }
+
+    /// The ids that carry no text: padding and the unknown token.
+    pub fn special_ids(&self) -> [i64; 2] {
+        [PAD_ID, self.unk_id]
     }
 
     /// Subword strings of `text` (for inspection and tests).

@@ -5,7 +5,7 @@
 //! never leaves half a version; loading checks every file against the checksums in
 //! `model.json` and refuses a missing, corrupted or incompatible one with a clear message.
 
-use super::manifest::{ModelManifest, MANIFEST_FORMAT};
+use super::manifest::{ModelManifest, VersionKind, MANIFEST_FORMAT};
 use super::network::MultiTaskNet;
 use super::tokenizer::TextTokenizer;
 use sha2::{Digest, Sha256};
@@ -163,10 +163,9 @@ pub fn read_manifest(dir: &Path) -> Result<ModelManifest, ModelError> {
     })
 }
 
-/// Loads a version onto `device`, checking every file.
-pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, ModelError> {
+/// Checks every file of `dir` against the checksums in its manifest and loads its tokenizer.
+fn check_files(dir: &Path, manifest: &ModelManifest) -> Result<TextTokenizer, ModelError> {
     let d = dir.display().to_string();
-    let manifest = read_manifest(dir)?;
     for file in [WEIGHTS_FILE, TOKENIZER_FILE, METRICS_FILE] {
         let path = dir.join(file);
         if !path.is_file() {
@@ -206,6 +205,48 @@ pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, Mo
             ),
         });
     }
+    Ok(tokenizer)
+}
+
+/// A version's tokenizer and raw weights, to start a new network from (any kind).
+pub struct StartingWeights {
+    pub manifest: ModelManifest,
+    pub tokenizer: TextTokenizer,
+    pub tensors: BTreeMap<String, tch::Tensor>,
+}
+
+/// Reads a classifier or encoder version, checked, without building a network.
+pub fn load_starting_weights(dir: &Path) -> Result<StartingWeights, ModelError> {
+    let manifest = read_manifest(dir)?;
+    let tokenizer = check_files(dir, &manifest)?;
+    let tensors = tch::Tensor::read_safetensors(dir.join(WEIGHTS_FILE))
+        .map_err(|e| ModelError::Corrupted {
+            dir: dir.display().to_string(),
+            file: WEIGHTS_FILE.into(),
+            reason: e.to_string(),
+        })?
+        .into_iter()
+        .collect();
+    Ok(StartingWeights {
+        manifest,
+        tokenizer,
+        tensors,
+    })
+}
+
+/// Loads a version onto `device`, checking every file.
+pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, ModelError> {
+    let d = dir.display().to_string();
+    let manifest = read_manifest(dir)?;
+    if manifest.kind != VersionKind::Classifier {
+        return Err(ModelError::Incompatible {
+            dir: d,
+            reason: "it is a pretrained encoder, not a classifier; train from it with \
+                     `voc train --init-from`"
+                .into(),
+        });
+    }
+    let tokenizer = check_files(dir, &manifest)?;
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(METRICS_FILE)).map_err(|e| {
             ModelError::Corrupted {
@@ -267,7 +308,8 @@ fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Version folders under `store`, oldest first (names sort by creation time).
+/// Classifier version folders under `store`, oldest first (names sort by creation time).
+/// Pretrained encoders stored beside them are left out: they cannot be served.
 pub fn list_versions(store: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(store)
         .into_iter()
@@ -280,6 +322,7 @@ pub fn list_versions(store: &Path) -> Vec<PathBuf> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| !n.starts_with('.'))
         })
+        .filter(|p| read_manifest(p).map_or(true, |m| m.kind == VersionKind::Classifier))
         .collect();
     dirs.sort();
     dirs

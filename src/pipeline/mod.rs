@@ -204,12 +204,6 @@ impl Pipeline {
         answer.await.map_err(|_| PipelineError::Stopped)
     }
 
-    /// [`Pipeline::load`] then [`Pipeline::swap`].
-    pub async fn activate(&self, dir: PathBuf) -> Result<Arc<ActiveModel>, PipelineError> {
-        let classifier = self.load(dir).await?;
-        self.swap(classifier).await
-    }
-
     /// The version serving now.
     pub fn active(&self) -> Arc<ActiveModel> {
         self.active

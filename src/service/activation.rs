@@ -25,12 +25,8 @@ pub enum ActivationError {
 /// Makes `version` (a folder of the store) the one every process serves.
 pub async fn activate(state: &AppState, version: &str) -> Result<ModelVersionRow, ActivationError> {
     let _order = state.activation.lock().await;
-    super::register_store(&state.pool, &state.store_dir)
-        .await
-        .map_err(|e| match e {
-            super::StartError::Store(s) => ActivationError::Store(s),
-            other => ActivationError::Store(StoreError::Other(other.to_string())),
-        })?;
+    // A folder copied into the store by hand becomes known here.
+    super::register_store(&state.pool, &state.store_dir).await?;
     let row = models::get(&state.pool, version)
         .await?
         .ok_or_else(|| ActivationError::NotFound(version.to_string()))?;

@@ -5,7 +5,9 @@ mod run;
 mod startup;
 
 pub use run::serve;
-pub use startup::{choose_version, prepare, register_store, start_background, StartError};
+pub use startup::{
+    choose_version, prepare, register_store, register_version, start_background, StartError,
+};
 
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineSettings};

@@ -71,31 +71,39 @@ pub fn choose_version(
 }
 
 /// Records every version folder of the store in `model_versions`.
-pub async fn register_store(pool: &sqlx::PgPool, store_dir: &Path) -> Result<(), StartError> {
+pub async fn register_store(
+    pool: &sqlx::PgPool,
+    store_dir: &Path,
+) -> Result<(), store::StoreError> {
     for dir in list_versions(store_dir) {
-        let manifest = match read_manifest(&dir) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "skipping an unreadable model version");
-                continue;
-            }
-        };
-        let metrics = std::fs::read(dir.join(crate::model::version_dir::METRICS_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_else(|| serde_json::json!({}));
-        store::models::register(
-            pool,
-            NewModelVersion {
-                version: &manifest.version,
-                path: &dir.display().to_string(),
-                tasks: serde_json::to_value(&manifest.tasks).unwrap_or_default(),
-                metrics,
-            },
-        )
-        .await?;
+        register_version(pool, &dir).await?;
     }
     Ok(())
+}
+
+/// Records one version folder in `model_versions`; an unreadable one is skipped with a warning.
+pub async fn register_version(pool: &sqlx::PgPool, dir: &Path) -> Result<(), store::StoreError> {
+    let manifest = match read_manifest(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping an unreadable model version");
+            return Ok(());
+        }
+    };
+    let metrics = std::fs::read(dir.join(crate::model::version_dir::METRICS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    store::models::register(
+        pool,
+        NewModelVersion {
+            version: &manifest.version,
+            path: &dir.display().to_string(),
+            tasks: serde_json::to_value(&manifest.tasks).unwrap_or_default(),
+            metrics,
+        },
+    )
+    .await
 }
 
 /// Chooses and loads the model, records it active and starts the pipeline. Must run inside

@@ -173,3 +173,13 @@ pub async fn count_predictions(pool: &PgPool) -> Result<i64, StoreError> {
         .await?;
     Ok(row.0)
 }
+
+/// The newest `limit` stored transcript texts (for pretraining on what the service saw).
+pub async fn newest_texts(pool: &PgPool, limit: i64) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT text FROM transcripts ORDER BY created_at DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(pool)
+            .await?,
+    )
+}

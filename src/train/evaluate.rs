@@ -1,9 +1,9 @@
 //! Scoring a network on labeled rows, task by task.
 
-use super::encoded::EncodedRows;
 use super::metrics::{task_metrics, TaskMetrics};
 use crate::data::TaskLabels;
 use crate::model::classifier::probabilities;
+use crate::model::encoded::EncodedRows;
 use crate::model::losses::NO_LABEL;
 use crate::model::network::MultiTaskNet;
 use serde::{Deserialize, Serialize};

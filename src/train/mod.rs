@@ -1,11 +1,19 @@
 //! Training: datasets to a saved model version, and the metrics that judge it.
 
-pub mod encoded;
+pub mod early_stopping;
 pub mod evaluate;
+pub mod init;
 pub mod metrics;
+pub mod pretrain;
+mod setup;
+pub mod skipgram;
+pub mod step;
 mod trainer;
 pub mod warm_start;
 
 pub use evaluate::{evaluate, EvalReport};
 pub use metrics::{task_metrics, TaskMetrics};
-pub use trainer::{train, Progress, TrainError, TrainHooks, TrainRequest, TrainSummary};
+pub use pretrain::{pretrain, PretrainRequest, PretrainSummary};
+pub use trainer::{
+    train, training_threads, Progress, TrainError, TrainHooks, TrainRequest, TrainSummary,
+};

@@ -53,6 +53,8 @@ pub fn train_fixture(
             device: tch::Device::Cpu,
             store: store.to_path_buf(),
             warm_start: None,
+            init_from: None,
+            pretrained_vectors: None,
         },
         TrainHooks::default(),
     )

@@ -1,9 +1,10 @@
 //! Rows turned into what the network eats: token ids and one class id per task
 //! ([`NO_LABEL`] where the row has no label for it).
 
+use super::encoder::TokenBatch;
+use super::losses::NO_LABEL;
+use super::tokenizer::TextTokenizer;
 use crate::data::{Example, TaskLabels};
-use crate::model::losses::NO_LABEL;
-use crate::model::tokenizer::TextTokenizer;
 
 pub struct EncodedRows {
     pub ids: Vec<Vec<i64>>,
@@ -18,7 +19,7 @@ impl EncodedRows {
         examples: &[&Example],
         tokenizer: &TextTokenizer,
         tasks: &[TaskLabels],
-    ) -> Result<EncodedRows, crate::model::tokenizer::TokenizerError> {
+    ) -> Result<EncodedRows, super::tokenizer::TokenizerError> {
         let ids = examples
             .iter()
             .map(|e| tokenizer.encode(&e.text))
@@ -61,5 +62,40 @@ impl EncodedRows {
     /// Whether row `i` has a label for any task.
     pub fn is_labeled(&self, i: usize) -> bool {
         self.targets.iter().any(|t| t[i] != NO_LABEL)
+    }
+}
+
+/// Token ids of many rows, padded into one tensor on the device once, so that a training
+/// step only indexes it instead of building its batch on the host.
+pub struct DeviceRows {
+    ids: tch::Tensor,
+    lengths: tch::Tensor,
+    host_lengths: Vec<usize>,
+}
+
+impl DeviceRows {
+    pub fn upload(rows: &[Vec<i64>], device: tch::Device) -> DeviceRows {
+        let refs: Vec<&[i64]> = rows.iter().map(Vec::as_slice).collect();
+        let batch = TokenBatch::new(&refs, device);
+        DeviceRows {
+            ids: batch.ids,
+            lengths: batch.lengths,
+            host_lengths: rows.iter().map(|r| r.len().max(1)).collect(),
+        }
+    }
+
+    /// The rows `indices`, padded to the longest of them.
+    pub fn batch(&self, indices: &[usize]) -> TokenBatch {
+        let width = indices
+            .iter()
+            .map(|&i| self.host_lengths[i])
+            .max()
+            .unwrap_or(1);
+        let index: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        let index = tch::Tensor::from_slice(&index).to_device(self.ids.device());
+        TokenBatch {
+            ids: self.ids.index_select(0, &index).narrow(1, 0, width as i64),
+            lengths: self.lengths.index_select(0, &index),
+        }
     }
 }
