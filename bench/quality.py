@@ -9,6 +9,7 @@ with the protocol's flags, so skip-gram pretraining of the embeddings (on by def
     python3 bench/quality.py                          # everything, 3 seeds
     python3 bench/quality.py --only q2 --seeds 13     # a subset
     python3 bench/quality.py --quick --parallel 2     # the short list, seed 13
+    python3 bench/quality.py --group options --seeds 13  # sharing, weighting, schedule arms
 """
 import argparse, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -43,31 +44,43 @@ PROTOCOLS = {
 
 MT = ["--tasks", "sentiment,reason", "--target-task", "sentiment"]
 ST = ["--tasks", "sentiment"]
-NA, NP = ["--no-association"], ["--no-pretrain"]
-L300 = ["--label-ids", str(AIR / "low300_ids.txt")]
-L1000 = ["--label-ids", str(AIR / "low1000_ids.txt")]
-N1000 = ["--label-ids", str(NSMC / "low1000_ids.txt")]
+NA, NP, NG = ["--no-association"], ["--no-pretrain"], ["--no-ngrams"]
+# Low-label runs take at least 1,500 steps, so the association losses (from step 500) get room.
+L300 = ["--label-ids", str(AIR / "low300_ids.txt"), "--min-steps", "1500"]
+L1000 = ["--label-ids", str(AIR / "low1000_ids.txt"), "--min-steps", "1500"]
+N1000 = ["--label-ids", str(NSMC / "low1000_ids.txt"), "--min-steps", "1500"]
 INIT_FROM = "+ voc pretrain --init-from"  # an arm named so runs `voc pretrain` on its train file first
+OPTIONS = [  # the multi-task methods of Ruder's overview, each against the default arm
+    ("soft sharing", ["--sharing", "soft"]),
+    ("cross-stitch", ["--sharing", "cross-stitch"]),
+    ("uncertainty weighting", ["--loss-weighting", "uncertainty"]),
+    ("alternate schedule", ["--schedule", "alternate"]),
+]
 
-ARMS = [  # (protocol, arm, voc train flags, in --quick), in the order the table prints them
-    ("Q1", "multi-task", MT + NA, True),
-    ("Q1", "multi-task, no pretraining", MT + NA + NP, False),
-    ("Q2 low300", "single-task", ST + NA + L300, True),
-    ("Q2 low300", "single-task, no pretraining", ST + NA + L300 + NP, True),
-    ("Q2 low300", f"single-task {INIT_FROM}", ST + NA + L300, False),
-    ("Q2 low300", "multi-task", MT + NA + L300, False),
-    ("Q2 low300", "multi-task + association", MT + L300, True),
-    ("Q2 low300", "multi-task + association, no pretraining", MT + L300 + NP, True),
-    ("Q2 low1000", "single-task", ST + NA + L1000, False),
-    ("Q2 low1000", "single-task, no pretraining", ST + NA + L1000 + NP, False),
-    ("Q2 low1000", "multi-task", MT + NA + L1000, False),
-    ("Q2 low1000", "multi-task + association", MT + L1000, False),
-    ("Q2 low1000", "multi-task + association, no pretraining", MT + L1000 + NP, False),
-    ("Q3", "single-task", ST + NA + ["--epochs", "4"], False),
-    ("Q3 low1000", "single-task", ST + NA + N1000, False),
-    ("Q3 low1000", "association", ST + N1000, False),
-    ("Q4", "multi-task", ["--tasks", "sentiment,topic", "--target-task", "topic"], False),
-    ("Q5", "single-task", ["--tasks", "intent"], True),
+ARMS = [  # (protocol, arm, voc train flags, groups), in the order the table prints them
+    ("Q1", "multi-task", MT + NA, "quick main"),
+    ("Q1", "multi-task, no pretraining", MT + NA + NP, "main"),
+    ("Q1", "multi-task, no n-grams", MT + NA + NG, "main"),
+    *[("Q1", f"multi-task, {name}", MT + NA + f, "options") for name, f in OPTIONS],
+    ("Q2 low300", "single-task", ST + NA + L300, "quick main"),
+    ("Q2 low300", "single-task, no pretraining", ST + NA + L300 + NP, "quick main"),
+    ("Q2 low300", "single-task, no n-grams", ST + NA + L300 + NG, "main"),
+    ("Q2 low300", f"single-task {INIT_FROM}", ST + NA + L300, "main"),
+    ("Q2 low300", "multi-task", MT + NA + L300, "main"),
+    ("Q2 low300", "multi-task + association", MT + L300, "quick main"),
+    ("Q2 low300", "multi-task + association, balanced batches", MT + L300 + ["--balanced-batch"], "main"),
+    ("Q2 low300", "multi-task + association, no pretraining", MT + L300 + NP, "quick main"),
+    *[("Q2 low300", f"multi-task, {name}", MT + NA + L300 + f, "options") for name, f in OPTIONS],
+    ("Q2 low1000", "single-task", ST + NA + L1000, "main"),
+    ("Q2 low1000", "single-task, no pretraining", ST + NA + L1000 + NP, "main"),
+    ("Q2 low1000", "multi-task", MT + NA + L1000, "main"),
+    ("Q2 low1000", "multi-task + association", MT + L1000, "main"),
+    ("Q3", "single-task", ST + NA + ["--epochs", "4"], "main"),
+    ("Q3 low1000", "single-task", ST + NA + N1000, "main"),
+    ("Q3 low1000", "association", ST + N1000, "main"),
+    ("Q4", "multi-task", ["--tasks", "sentiment,topic", "--target-task", "topic"], "main"),
+    ("Q5", "single-task", ["--tasks", "intent"], "quick main"),
+    ("Q5", "single-task, no pretraining", ["--tasks", "intent"] + NP, "main"),
 ]
 
 
@@ -134,6 +147,7 @@ def main():
     p.add_argument("--only", default="q1,q2,q3,q4,q5", help="comma-separated protocols")
     p.add_argument("--seeds", default="13,14,15")
     p.add_argument("--quick", action="store_true", help="seed 13 and the short list of arms only")
+    p.add_argument("--group", default="", help="only arms of this group: main, options or quick")
     p.add_argument("--voc", default=os.environ.get("VOC_BIN"))
     p.add_argument("--device", default="cpu", help="passed to every voc train and voc pretrain")
     p.add_argument("--parallel", type=int, default=1, help="trainings at once")
@@ -147,7 +161,9 @@ def main():
     only = args.only.lower().split(",")
     arms = [(i, a) for i, a in enumerate(ARMS)
             if a[0].split()[0].lower() in only and args.match in a[0]
-            and (not args.exact or a[0] == args.exact) and (a[3] or not args.quick)]
+            and (not args.exact or a[0] == args.exact)
+            and ("quick" in a[3].split() or not args.quick)
+            and (not args.group or args.group in a[3].split())]
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     store = Path(tempfile.mkdtemp(prefix="voc-bench-"))
     print(f"models under {store}", file=sys.stderr)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Training speed: protocols T1 and T2 of ../shared/BENCHMARKS.md, side by side in one run.
 
-Trains voc's default model (CNN encoder, no association loss, no embedding pretraining) on
+Trains voc's default CNN model (without the association loss, the embedding pretraining and
+the n-gram branch, which the PyTorch twin does not have) on
 airline/train for a few epochs twice: with `voc train`, and with the same network written in
 PyTorch here. Prints examples/s (rows forwarded / seconds) for both and their ratio.
 
@@ -116,7 +117,7 @@ def pytorch_speed(args):
 def voc_speed(args):
     with tempfile.TemporaryDirectory(prefix="voc-speed-") as store:
         cmd = [args.voc, "train", "--train", AIR / "train.jsonl", "--valid", AIR / "valid.jsonl",
-               "--tasks", "sentiment,reason", "--target-task", "sentiment", "--no-association", "--no-pretrain",
+               "--tasks", "sentiment,reason", "--target-task", "sentiment", "--no-association", "--no-pretrain", "--no-ngrams",
                "--epochs", args.epochs, "--patience", "100", "--threads", args.threads,
                "--device", args.device, "--store", store]
         p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)

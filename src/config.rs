@@ -18,6 +18,75 @@ pub enum EncoderKind {
     CnnLstm,
 }
 
+/// The wide hashed n-gram branch (see `model::ngram`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NgramConfig {
+    pub enabled: bool,
+    /// Rows of the hashed table.
+    pub buckets: i64,
+    /// Width of each row (and of the branch's feature vector).
+    pub dim: i64,
+    /// Longest n-gram, in tokens (1 = a bag of tokens).
+    pub max_order: i64,
+}
+
+impl Default for NgramConfig {
+    fn default() -> Self {
+        NgramConfig {
+            enabled: true,
+            buckets: 1 << 20,
+            dim: 16,
+            max_order: 3,
+        }
+    }
+}
+
+impl NgramConfig {
+    /// The branch switched off: what versions saved before it existed have.
+    pub fn off() -> NgramConfig {
+        NgramConfig {
+            enabled: false,
+            ..Default::default()
+        }
+    }
+}
+
+/// `training.loss_weighting` in the TOML config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossWeighting {
+    /// `training.task_weights` (1 for a task not listed).
+    #[default]
+    Fixed,
+    /// Learned per-task log-variances (Kendall et al., 2018), on top of the fixed weights.
+    Uncertainty,
+}
+
+/// `model.sharing`: how the tasks share the encoder (see `model::sharing`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharing {
+    /// One encoder for every task.
+    #[default]
+    Hard,
+    /// One encoder per task, pulled together by an L2 penalty (Duong et al., 2015).
+    Soft,
+    /// One encoder per task, mixed by learned cross-stitch units (Misra et al., 2016).
+    CrossStitch,
+}
+
+/// `training.schedule`: how the tasks take turns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// One summed loss over every task, one optimiser step per batch.
+    #[default]
+    Joint,
+    /// Each task's loss with its own optimiser step, in turn, on every batch.
+    Alternate,
+}
+
 /// The model's shape: tokenizer, encoder and heads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,6 +107,12 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Size of the association embedding (the space the walker and visit losses shape).
     pub assoc_dim: i64,
+    /// `hard`, `soft` or `cross-stitch` sharing of the encoder between tasks.
+    #[serde(default)]
+    pub sharing: Sharing,
+    /// The wide hashed n-gram branch beside the encoder (off in versions saved before it).
+    #[serde(default = "NgramConfig::off")]
+    pub ngrams: NgramConfig,
 }
 
 impl Default for ModelConfig {
@@ -52,6 +127,8 @@ impl Default for ModelConfig {
             lstm_hidden: 128,
             dropout: 0.3,
             assoc_dim: 128,
+            sharing: Sharing::Hard,
+            ngrams: NgramConfig::default(),
         }
     }
 }
@@ -74,6 +151,12 @@ pub struct AssociationConfig {
     pub ramp_steps: usize,
     /// Unlabeled rows drawn per step.
     pub unlabeled_batch_size: usize,
+    /// Once the association losses are on, draw each labeled batch class-balanced for the
+    /// target task (`per_class` rows of each class) instead of in epoch order, as the
+    /// original learning-by-association code does.
+    pub balanced_batch: bool,
+    /// Rows per class in a balanced batch.
+    pub per_class: usize,
 }
 
 impl Default for AssociationConfig {
@@ -86,6 +169,8 @@ impl Default for AssociationConfig {
             start_step: 500,
             ramp_steps: 200,
             unlabeled_batch_size: 256,
+            balanced_batch: false,
+            per_class: 10,
         }
     }
 }
@@ -111,6 +196,12 @@ pub struct TrainingConfig {
     pub class_weights: bool,
     /// Per-task loss weights; a task not listed weighs 1.
     pub task_weights: std::collections::BTreeMap<String, f64>,
+    /// `fixed` (the task weights) or `uncertainty` (learned on top, Kendall et al. 2018).
+    pub loss_weighting: LossWeighting,
+    /// `joint` (one summed loss) or `alternate` (one optimiser step per task in turn).
+    pub schedule: Schedule,
+    /// Strength of the L2 pull between the task encoders under `model.sharing = "soft"`.
+    pub soft_sharing_weight: f64,
     /// Share of labeled rows held out for validation when no `--valid` file is given.
     pub valid_fraction: f64,
     /// Learning-rate multiplier for the embedding matrix when it starts from pretrained
@@ -134,6 +225,9 @@ impl Default for TrainingConfig {
             eval_every: 0,
             class_weights: true,
             task_weights: Default::default(),
+            loss_weighting: LossWeighting::Fixed,
+            schedule: Schedule::Joint,
+            soft_sharing_weight: 0.01,
             valid_fraction: 0.1,
             embedding_lr_scale: 1.0,
             threads: 0,
@@ -243,6 +337,10 @@ impl TrainConfig {
         if m.cnn_widths.is_empty() || m.cnn_widths.iter().any(|w| *w <= 0) {
             return bad("model.cnn_widths must list positive widths");
         }
+        let n = &m.ngrams;
+        if n.enabled && (n.buckets <= 0 || n.dim <= 0 || n.max_order <= 0) {
+            return bad("model.ngrams buckets, dim and max_order must be positive");
+        }
         if !(0.0..1.0).contains(&m.dropout) {
             return bad("model.dropout must be in [0, 1)");
         }
@@ -264,6 +362,9 @@ impl TrainConfig {
         }
         if p.embedding_std < 0.0 || p.subsample < 0.0 {
             return bad("pretrain.embedding_std and pretrain.subsample must not be negative");
+        }
+        if self.association.balanced_batch && self.association.per_class == 0 {
+            return bad("association.per_class must be positive");
         }
         if self.association.enabled && self.association.unlabeled_batch_size == 0 {
             return bad("association.unlabeled_batch_size must be positive");

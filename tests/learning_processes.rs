@@ -383,3 +383,42 @@ async fn a_clean_shutdown_during_a_run_marks_it_failed_at_once(
     );
     assert_eq!(voc::model::list_versions(store.path()).len(), 1);
 }
+
+#[sqlx::test]
+async fn pretrain_reads_the_transcripts_stored_in_postgres(
+    _pool_options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let url = common::database_url(&connect);
+    let (ok, _, log) = voc_import(&url, &fixture("demo_train.jsonl"));
+    assert!(ok, "{log}");
+    let store = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_voc"))
+        .args([
+            "pretrain",
+            "--database-url",
+            &url,
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+        ])
+        .arg("--store")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("2800 transcripts read from the database"),
+        "{stderr}"
+    );
+    let dir = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let manifest = voc::model::read_manifest(Path::new(&dir)).unwrap();
+    assert_eq!(manifest.training_data.rows, 2800);
+    assert_eq!(manifest.training_data.source, "database transcripts");
+}

@@ -2,7 +2,7 @@
 //! line on stdout).
 
 use super::data_args::DataArgs;
-use crate::config::{EncoderKind, TrainConfig};
+use crate::config::{EncoderKind, LossWeighting, Schedule, Sharing, TrainConfig};
 use crate::data::detect_tasks;
 use crate::model::parse_device;
 use crate::train::{train, Progress, TrainHooks, TrainRequest};
@@ -68,6 +68,9 @@ pub struct TrainArgs {
     pub visit_weight: Option<f64>,
     #[arg(long)]
     pub unlabeled_batch_size: Option<usize>,
+    /// Class-balanced labeled batches once the association losses are on.
+    #[arg(long)]
+    pub balanced_batch: bool,
     /// Start the encoder from this version folder: a pretrained encoder (`voc pretrain`)
     /// or a classifier (its tokenizer and encoder weights; the heads start afresh).
     #[arg(long)]
@@ -76,6 +79,19 @@ pub struct TrainArgs {
     /// (`.vec`); the embedding size follows the file.
     #[arg(long)]
     pub pretrained_vectors: Option<PathBuf>,
+    /// How tasks share the encoder: hard (one encoder), soft (one per task, L2-pulled
+    /// together) or cross-stitch (one per task, mixed by learned units).
+    #[arg(long, value_enum)]
+    pub sharing: Option<Sharing>,
+    /// How task losses add up: fixed weights or learned uncertainty (Kendall et al., 2018).
+    #[arg(long, value_enum)]
+    pub loss_weighting: Option<LossWeighting>,
+    /// joint (one summed loss per batch) or alternate (one optimiser step per task in turn).
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// Train without the wide hashed n-gram branch.
+    #[arg(long)]
+    pub no_ngrams: bool,
     /// Do not pretrain the embeddings with skip-gram on the training text first.
     #[arg(long)]
     pub no_pretrain: bool,
@@ -105,6 +121,11 @@ impl TrainArgs {
         set(&mut t.patience, self.patience);
         set(&mut t.threads, self.threads);
         set(&mut t.embedding_lr_scale, self.embedding_lr_scale);
+        set(&mut t.loss_weighting, self.loss_weighting);
+        set(&mut t.schedule, self.schedule);
+        if self.no_ngrams {
+            c.model.ngrams.enabled = false;
+        }
         if self.no_pretrain {
             c.pretrain.enabled = false;
         }
@@ -113,12 +134,16 @@ impl TrainArgs {
         set(&mut m.vocab_size, self.vocab_size);
         set(&mut m.max_len, self.max_len);
         set(&mut m.dropout, self.dropout);
+        set(&mut m.sharing, self.sharing);
         let a = &mut c.association;
         set(&mut a.target_task, self.target_task.clone());
         set(&mut a.start_step, self.association_start_step);
         set(&mut a.walker_weight, self.walker_weight);
         set(&mut a.visit_weight, self.visit_weight);
         set(&mut a.unlabeled_batch_size, self.unlabeled_batch_size);
+        if self.balanced_batch {
+            a.balanced_batch = true;
+        }
         if self.no_association {
             a.enabled = false;
         }

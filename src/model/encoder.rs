@@ -5,6 +5,7 @@
 //! backward LSTM reads each text reversed within its own length. So a text gets the same
 //! features alone as in any batch.
 
+use super::ngram::NgramBag;
 use crate::config::{EncoderKind, ModelConfig};
 use tch::nn::{self, Module, RNN};
 use tch::{Kind, Tensor};
@@ -53,11 +54,12 @@ struct BiLstm {
     backward: nn::LSTM,
 }
 
-/// Embedding plus the configured CNN and/or BiLSTM branch.
+/// Embedding plus the configured CNN and/or BiLSTM branch, and the n-gram branch.
 pub struct Encoder {
     embedding: nn::Embedding,
     cnn: Option<Cnn>,
     lstm: Option<BiLstm>,
+    ngrams: Option<NgramBag>,
     dropout: f64,
     output_dim: i64,
 }
@@ -126,13 +128,24 @@ impl Encoder {
                 ),
             }
         });
+        let ngrams = config.ngrams.enabled.then(|| {
+            let bag = NgramBag::new(&(vs / "ngrams"), &config.ngrams);
+            output_dim += bag.output_dim();
+            bag
+        });
         Encoder {
             embedding,
             cnn,
             lstm,
+            ngrams,
             dropout: config.dropout,
             output_dim,
         }
+    }
+
+    /// The n-gram branch, when the model has one.
+    pub fn ngrams(&self) -> Option<&NgramBag> {
+        self.ngrams.as_ref()
     }
 
     /// Width of the feature vector [`Encoder::forward_t`] returns.
@@ -142,15 +155,27 @@ impl Encoder {
 
     /// `[batch, output_dim]` features; dropout only when `train`.
     pub fn forward_t(&self, batch: &TokenBatch, train: bool) -> Tensor {
-        let mask = batch.mask();
-        let embedded = self.embedding.forward(&batch.ids) * mask.unsqueeze(-1);
-        let embedded = embedded.dropout(self.dropout, train);
+        let embedded = self.embed_t(batch, train);
+        self.encode_t(&embedded, batch, train)
+    }
+
+    /// First stage: `[batch, time, embedding_dim]` embeddings, zero at padding.
+    pub fn embed_t(&self, batch: &TokenBatch, train: bool) -> Tensor {
+        let embedded = self.embedding.forward(&batch.ids) * batch.mask().unsqueeze(-1);
+        embedded.dropout(self.dropout, train)
+    }
+
+    /// Second stage: the branches over (possibly mixed) embeddings, pooled and concatenated.
+    pub fn encode_t(&self, embedded: &Tensor, batch: &TokenBatch, train: bool) -> Tensor {
         let mut parts = Vec::new();
         if let Some(cnn) = &self.cnn {
-            parts.push(cnn.forward(&embedded, &batch.lengths));
+            parts.push(cnn.forward(embedded, &batch.lengths));
         }
         if let Some(lstm) = &self.lstm {
-            parts.push(lstm.forward(&embedded, &batch.lengths, &mask));
+            parts.push(lstm.forward(embedded, &batch.lengths, &batch.mask()));
+        }
+        if let Some(ngrams) = &self.ngrams {
+            parts.push(ngrams.forward_t(batch, train));
         }
         Tensor::cat(&parts, 1)
     }

@@ -6,6 +6,8 @@ pub mod encoder;
 pub mod losses;
 pub mod manifest;
 pub mod network;
+pub mod ngram;
+pub mod sharing;
 pub mod tokenizer;
 pub mod vectors;
 pub mod version_dir;

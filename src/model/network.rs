@@ -1,11 +1,13 @@
-//! The multi-task network: one shared encoder (hard parameter sharing), a softmax head per
-//! task and an association embedding.
+//! The multi-task network: a shared trunk (one encoder, or one per task: see
+//! [`super::sharing`]), a softmax head per task and an association embedding.
 //!
 //! The association target task's head reads the association embedding, so the space the
 //! walker and visit losses shape is the very space that task is classified in; the other
 //! heads read the encoder features directly.
 
-use super::encoder::{Encoder, TokenBatch};
+use super::encoder::TokenBatch;
+use super::ngram::NgramBag;
+use super::sharing::SharedTrunk;
 use crate::config::ModelConfig;
 use crate::data::TaskLabels;
 use tch::nn::{self, Module};
@@ -25,7 +27,9 @@ struct Head {
 }
 
 pub struct MultiTaskNet {
-    encoder: Encoder,
+    trunk: SharedTrunk,
+    /// The task whose head reads the association embedding (0 when none does).
+    target_index: usize,
     association: nn::Linear,
     heads: Vec<Head>,
     dropout: f64,
@@ -41,10 +45,10 @@ impl MultiTaskNet {
         tasks: &[TaskLabels],
         target_task: &str,
     ) -> MultiTaskNet {
-        let encoder = Encoder::new(&(vs / "encoder"), config, vocab_size);
+        let trunk = SharedTrunk::new(vs, config, vocab_size, tasks);
         let association = nn::linear(
             vs / "association",
-            encoder.output_dim(),
+            trunk.output_dim(),
             config.assoc_dim,
             Default::default(),
         );
@@ -55,7 +59,7 @@ impl MultiTaskNet {
                 let input = if reads_embedding {
                     config.assoc_dim
                 } else {
-                    encoder.output_dim()
+                    trunk.output_dim()
                 };
                 Head {
                     linear: nn::linear(
@@ -69,28 +73,45 @@ impl MultiTaskNet {
             })
             .collect();
         MultiTaskNet {
-            encoder,
+            trunk,
+            target_index: tasks
+                .iter()
+                .position(|t| t.name == target_task)
+                .unwrap_or(0),
             association,
             heads,
             dropout: config.dropout,
         }
     }
 
+    /// Every n-gram branch of the network (one per encoder).
+    pub fn ngram_bags(&self) -> Vec<&NgramBag> {
+        self.trunk
+            .encoders()
+            .iter()
+            .filter_map(|e| e.ngrams())
+            .collect()
+    }
+
+    /// `soft` sharing's L2 penalty between task encoders (see [`SharedTrunk::soft_penalty`]).
+    pub fn soft_sharing_penalty(&self, vs: &nn::VarStore) -> Option<Tensor> {
+        self.trunk.soft_penalty(vs)
+    }
+
     pub fn forward_t(&self, batch: &TokenBatch, train: bool) -> NetOutput {
-        let features = self.encoder.forward_t(batch, train);
-        let embedding = self.association.forward(&features);
-        let features = features.dropout(self.dropout, train);
+        let features = self.trunk.forward_t(batch, self.heads.len().max(1), train);
+        let embedding = self.association.forward(&features[self.target_index]);
         let dropped_embedding = embedding.dropout(self.dropout, train);
         let logits = self
             .heads
             .iter()
-            .map(|head| {
-                let input = if head.reads_embedding {
-                    &dropped_embedding
+            .zip(&features)
+            .map(|(head, features)| {
+                if head.reads_embedding {
+                    head.linear.forward(&dropped_embedding)
                 } else {
-                    &features
-                };
-                head.linear.forward(input)
+                    head.linear.forward(&features.dropout(self.dropout, train))
+                }
             })
             .collect();
         NetOutput { embedding, logits }

@@ -11,8 +11,28 @@ use std::collections::BTreeMap;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
-/// The embedding matrix's variable name.
+/// The embedding matrix's variable name (under `hard` sharing; per-task encoders have
+/// `encoder_<task>.embedding.weight`).
 pub const EMBEDDING: &str = "encoder.embedding.weight";
+
+/// Every encoder's embedding matrix in `vs`.
+pub fn embedding_vars(vs: &VarStore) -> Vec<Tensor> {
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("encoder") && name.ends_with(".embedding.weight"))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars.into_iter().map(|(_, t)| t).collect()
+}
+
+/// The name a variable of this network has in a `hard`-sharing version: per-task encoders
+/// (`encoder_<task>.x`) start from the shared one (`encoder.x`).
+fn source_name(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("encoder")?;
+    let (_, param) = rest.split_once('.')?;
+    Some(format!("encoder.{param}"))
+}
 
 /// What the encoder started from, saved in `metrics.json` and printed by `voc train`.
 #[derive(Debug, Clone, Serialize)]
@@ -45,17 +65,22 @@ impl InitReport {
 /// Copies every `encoder.*` tensor of `tensors` into the same-named variable of `vs`
 /// (shapes must match). Returns how many were copied; the embedding must be among them.
 pub fn copy_encoder(tensors: &BTreeMap<String, Tensor>, vs: &VarStore) -> Result<usize, String> {
-    if !tensors.contains_key(EMBEDDING) {
+    if !tensors.contains_key(EMBEDDING) && !tensors.keys().any(|k| k.ends_with(".embedding.weight"))
+    {
         return Err(format!("the version has no '{EMBEDDING}'"));
     }
     let mut copied = 0;
     for (name, var) in vs.variables() {
-        let Some(src) = tensors.get(&name) else {
-            continue;
-        };
-        if !name.starts_with("encoder.") {
+        if !name.starts_with("encoder") {
             continue;
         }
+        let src = match tensors.get(&name) {
+            Some(src) => src,
+            None => match source_name(&name).and_then(|n| tensors.get(&n)) {
+                Some(src) => src,
+                None => continue,
+            },
+        };
         if src.size() != var.size() {
             return Err(format!(
                 "tensor '{name}' has shape {:?} there, this network needs {:?} (set the same \
@@ -82,14 +107,15 @@ pub fn set_embedding_from_vectors(vs: &VarStore, vectors: &MappedVectors, std: f
     }
     let index = Tensor::from_slice(&rows);
     let found = rescale(&vectors.matrix.index_select(0, &index), std);
-    let var = &vs.variables()[EMBEDDING];
-    tch::no_grad(|| {
-        let _ = var.shallow_clone().index_copy_(
-            0,
-            &index.to_device(var.device()),
-            &found.to_device(var.device()),
-        );
-    });
+    for var in embedding_vars(vs) {
+        tch::no_grad(|| {
+            let _ = var.shallow_clone().index_copy_(
+                0,
+                &index.to_device(var.device()),
+                &found.to_device(var.device()),
+            );
+        });
+    }
 }
 
 /// Runs skip-gram on `rows` and puts the result (rescaled) into the embedding matrix.
@@ -101,8 +127,8 @@ pub fn pretrain_embedding(
     seed: u64,
     device: Device,
 ) -> Result<SkipGramReport, super::skipgram::SkipGramError> {
-    let var = &vs.variables()[EMBEDDING];
-    let size = var.size();
+    let vars = embedding_vars(vs);
+    let size = vars[0].size();
     let (vectors, report) = skipgram(
         SkipGramInput {
             rows,
@@ -118,6 +144,8 @@ pub fn pretrain_embedding(
         },
     )?;
     let vectors = rescale(&vectors, config.embedding_std);
-    tch::no_grad(|| var.shallow_clone().copy_(&vectors));
+    for var in vars {
+        tch::no_grad(|| var.shallow_clone().copy_(&vectors));
+    }
     Ok(report)
 }

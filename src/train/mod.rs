@@ -7,9 +7,11 @@ pub mod metrics;
 pub mod pretrain;
 mod setup;
 pub mod skipgram;
+pub mod sparse_adam;
 pub mod step;
 mod trainer;
 pub mod warm_start;
+pub mod weighting;
 
 pub use evaluate::{evaluate, EvalReport};
 pub use metrics::{task_metrics, TaskMetrics};

@@ -3,7 +3,9 @@
 //! its weights start, and the optimiser.
 
 use super::init::{self, InitReport};
+use super::sparse_adam::SparseAdam;
 use super::step::Objective;
+use super::weighting::TaskWeighting;
 use super::TrainError;
 use super::TrainRequest;
 use crate::config::TrainConfig;
@@ -37,15 +39,33 @@ pub struct Prepared<'a> {
     pub supervised: Vec<usize>,
     /// Training rows without a label for the target task (the association's unlabeled side).
     pub unlabeled: Vec<usize>,
+    /// Per class of the target task, the training rows labeled with it (classes without
+    /// rows left out).
+    pub target_classes: Vec<Vec<usize>>,
     pub vs: nn::VarStore,
     pub net: MultiTaskNet,
     pub optimizer: nn::Optimizer,
     pub objective: Objective,
+    pub weighting: TaskWeighting,
+    /// Trains each n-gram branch's table (one per encoder that has one).
+    pub ngram_adam: Vec<SparseAdam>,
     pub init: InitReport,
     pub parent_version: Option<String>,
 }
 
 impl Prepared<'_> {
+    /// Updates the n-gram rows the last forward passes used (after their backward pass);
+    /// without `learn`, forgets them.
+    pub fn step_ngrams(&mut self, learn: bool) {
+        let lr = self.config.training.learning_rate;
+        for (bag, adam) in self.net.ngram_bags().iter().zip(&mut self.ngram_adam) {
+            let used = bag.take_used_rows();
+            if learn {
+                adam.step(&bag.table(), used, lr);
+            }
+        }
+    }
+
     /// Per task, the class ids of training rows `rows`, on the device.
     pub fn targets_of(&self, rows: &[usize]) -> Vec<Tensor> {
         let index: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
@@ -116,6 +136,14 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
         .filter(|&i| train_enc.targets[target_index][i] == NO_LABEL)
         .collect();
 
+    let mut target_classes = vec![Vec::new(); tasks[target_index].labels.len()];
+    for (row, &class) in train_enc.targets[target_index].iter().enumerate() {
+        if class != NO_LABEL {
+            target_classes[class as usize].push(row);
+        }
+    }
+    target_classes.retain(|rows| !rows.is_empty());
+
     let device = request.device;
     let vs = nn::VarStore::new(device);
     let vocab_size = tokenizer.vocab_size() as i64;
@@ -182,7 +210,20 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
             .map(|t| *config.training.task_weights.get(&t.name).unwrap_or(&1.0))
             .collect(),
         target_index,
+        soft_sharing_weight: config.training.soft_sharing_weight,
     };
+    let weighting = TaskWeighting::new(
+        config.training.loss_weighting,
+        tasks.len(),
+        config.training.learning_rate,
+        device,
+    )
+    .map_err(ModelError::from)?;
+    let ngram_adam = net
+        .ngram_bags()
+        .iter()
+        .map(|bag| SparseAdam::new(&bag.table()))
+        .collect();
     let train_device = DeviceRows::upload(&train_enc.ids, device);
     let train_targets = train_enc
         .targets
@@ -203,10 +244,13 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
         train_targets,
         supervised,
         unlabeled,
+        target_classes,
         vs,
         net,
         optimizer,
         objective,
+        weighting,
+        ngram_adam,
         init,
         parent_version,
     })

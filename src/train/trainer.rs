@@ -11,8 +11,8 @@ use super::early_stopping::EarlyStopping;
 use super::evaluate::{evaluate, EvalReport};
 use super::init::InitReport;
 use super::setup::{prepare, Prepared};
-use super::step::{step_loss, AssociationInput};
-use crate::config::TrainConfig;
+use super::step::{step_loss, AssociationInput, StepInput};
+use crate::config::{Schedule, TrainConfig};
 use crate::data::{Dataset, TaskLabels};
 use crate::model::manifest::{ModelManifest, TrainingData, VersionKind, MANIFEST_FORMAT};
 use crate::model::version_dir::{new_version_name, save_version, ModelError, NewVersion};
@@ -202,11 +202,19 @@ fn run_steps(
     'epochs: while epoch < epochs_needed {
         epoch += 1;
         order.shuffle(&mut rng);
-        for chunk in order.chunks(tc.batch_size) {
+        for epoch_chunk in order.chunks(tc.batch_size) {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(TrainError::Cancelled);
             }
             step += 1;
+            // Once the association losses are on, a class-balanced labeled batch (when
+            // configured) gives the walker every class to walk back to.
+            let balanced = (use_association
+                && assoc.balanced_batch
+                && step > assoc.start_step
+                && !run.target_classes.is_empty())
+            .then(|| balanced_batch(&run.target_classes, assoc.per_class, &mut rng));
+            let chunk = balanced.as_deref().unwrap_or(epoch_chunk);
             let unlabeled = (use_association && step > assoc.start_step).then(|| {
                 let n = assoc.unlabeled_batch_size.min(run.unlabeled.len());
                 let picks: Vec<usize> = (0..n)
@@ -217,24 +225,45 @@ fn run_steps(
             let ramp = (step.saturating_sub(assoc.start_step) as f64
                 / assoc.ramp_steps.max(1) as f64)
                 .min(1.0);
-            let loss = step_loss(
-                &run.net,
-                &run.objective,
-                &run.train_device.batch(chunk),
-                &run.targets_of(chunk),
-                unlabeled.as_ref().map(|u| AssociationInput {
-                    unlabeled: u,
-                    walker_weight: ramp * assoc.walker_weight,
-                    visit_weight: ramp * assoc.visit_weight,
-                }),
-            );
+            let batch = run.train_device.batch(chunk);
+            let targets = run.targets_of(chunk);
+            // `joint`: one summed loss; `alternate`: one step per task in turn.
+            let turns: Vec<Option<usize>> = match tc.schedule {
+                Schedule::Joint => vec![None],
+                Schedule::Alternate => (0..tasks.len()).map(Some).collect(),
+            };
+            for only_task in turns {
+                let loss = step_loss(
+                    &run.net,
+                    &run.objective,
+                    &run.weighting,
+                    StepInput {
+                        batch: &batch,
+                        targets: &targets,
+                        association: unlabeled.as_ref().map(|u| AssociationInput {
+                            unlabeled: u,
+                            walker_weight: ramp * assoc.walker_weight,
+                            visit_weight: ramp * assoc.visit_weight,
+                        }),
+                        only_task,
+                        soft_sharing_penalty: run.net.soft_sharing_penalty(&run.vs),
+                    },
+                );
+                if loss.is_empty() {
+                    run.step_ngrams(false);
+                    continue;
+                }
+                association_used |= loss.association_used;
+                run.optimizer.zero_grad();
+                run.weighting.zero_grad();
+                loss.total.backward();
+                run.optimizer.clip_grad_norm(tc.grad_clip);
+                run.optimizer.step();
+                run.weighting.step();
+                run.step_ngrams(true);
+                reporter.add_loss(loss.total.double_value(&[]));
+            }
             forwarded += chunk.len() + unlabeled.as_ref().map_or(0, |u| u.ids.size()[0] as usize);
-            association_used |= loss.association_used;
-            run.optimizer.zero_grad();
-            loss.total.backward();
-            run.optimizer.clip_grad_norm(tc.grad_clip);
-            run.optimizer.step();
-            reporter.add_loss(loss.total.double_value(&[]));
 
             if step.is_multiple_of(eval_every) {
                 let report = evaluate(&run.net, &run.valid_enc, tasks, run.vs.device());
@@ -282,6 +311,18 @@ fn run_steps(
     })
 }
 
+/// `per_class` rows drawn (with replacement) from each class's rows.
+fn balanced_batch(classes: &[Vec<usize>], per_class: usize, rng: &mut StdRng) -> Vec<usize> {
+    classes
+        .iter()
+        .flat_map(|rows| {
+            (0..per_class)
+                .map(|_| rows[rng.gen_range(0..rows.len())])
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Puts the best weights back, scores them and saves the version.
 fn finish(
     request: &TrainRequest,
@@ -309,6 +350,7 @@ fn finish(
             "examples_per_second": examples_per_second,
             "stop_reason": outcome.stop_reason,
             "association_used": outcome.association_used,
+            "learned_task_weights": run.weighting.learned_weights(),
             "device": format!("{:?}", run.vs.device()),
         },
         "history": outcome.history,

@@ -31,6 +31,8 @@ pub fn small_config(encoder: EncoderKind, epochs: usize) -> TrainConfig {
     c.training.threads = 1;
     c.association.start_step = 20;
     c.association.unlabeled_batch_size = 64;
+    // A smaller n-gram table keeps the many small test models light on disk.
+    c.model.ngrams.buckets = 1 << 16;
     c
 }
 
