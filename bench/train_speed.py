@@ -117,7 +117,7 @@ def pytorch_speed(args):
 def voc_speed(args):
     with tempfile.TemporaryDirectory(prefix="voc-speed-") as store:
         cmd = [args.voc, "train", "--train", AIR / "train.jsonl", "--valid", AIR / "valid.jsonl",
-               "--tasks", "sentiment,reason", "--target-task", "sentiment", "--no-association", "--no-pretrain", "--no-ngrams",
+               "--tasks", "sentiment,reason", "--target-task", "sentiment", "--no-association", "--no-pretrain", "--no-ngrams", "--vocab-size", "8000",
                "--epochs", args.epochs, "--patience", "100", "--threads", args.threads,
                "--device", args.device, "--store", store]
         p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)

@@ -119,7 +119,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             encoder: EncoderKind::Cnn,
-            vocab_size: 8000,
+            vocab_size: 20000,
             max_len: 128,
             embedding_dim: 128,
             cnn_widths: vec![2, 3, 4, 5],
@@ -229,7 +229,7 @@ impl Default for TrainingConfig {
             schedule: Schedule::Joint,
             soft_sharing_weight: 0.01,
             valid_fraction: 0.1,
-            embedding_lr_scale: 1.0,
+            embedding_lr_scale: 0.1,
             threads: 0,
         }
     }

@@ -31,6 +31,13 @@ fn weights(dir: &Path) -> std::collections::BTreeMap<String, tch::Tensor> {
         .collect()
 }
 
+/// What `metrics.json` of a trained version says the encoder started from.
+fn init_report(model: &Path) -> serde_json::Value {
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("metrics.json")).unwrap()).unwrap();
+    metrics["init"].clone()
+}
+
 /// Pretrains an encoder on the demo training text; returns its folder and the `.vec` path.
 fn pretrain_demo(store: &Path) -> (PathBuf, PathBuf) {
     let vec = store.join("demo.vec");
@@ -102,9 +109,7 @@ fn pretrain_writes_an_encoder_version_that_train_starts_from_exactly() {
         std::fs::read(encoder.join("tokenizer.json")).unwrap(),
         "the classifier keeps the encoder's tokenizer"
     );
-    let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(model.join("metrics.json")).unwrap()).unwrap();
-    assert_eq!(metrics["init"]["from"], "version");
+    assert_eq!(init_report(&model)["from"], "version");
     // An encoder is not something the service can load.
     let err = voc::model::Classifier::load(&encoder, tch::Device::Cpu)
         .err()
@@ -135,9 +140,8 @@ fn a_vec_file_round_trips_into_the_embedding_matrix() {
         ],
         store.path(),
     );
-    let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(model.join("metrics.json")).unwrap()).unwrap();
-    assert_eq!(metrics["init"]["from"], "vectors");
+    let init = init_report(&model);
+    assert_eq!(init["from"], "vectors");
     let vocab = |dir: &Path| -> std::collections::BTreeMap<String, i64> {
         let t: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
@@ -167,7 +171,7 @@ fn a_vec_file_round_trips_into_the_embedding_matrix() {
         "{shared} of {} tokens shared",
         model_vocab.len()
     );
-    assert_eq!(metrics["init"]["exact"], shared);
+    assert_eq!(init["exact"], shared);
 }
 
 #[test]
@@ -187,10 +191,9 @@ fn a_word_missing_from_the_vocabulary_gives_its_vector_to_its_pieces() {
         ],
         store.path(),
     );
-    let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(model.join("metrics.json")).unwrap()).unwrap();
-    assert_eq!(metrics["init"]["exact"], 1, "{}", metrics["init"]);
-    assert!(metrics["init"]["averaged"].as_u64().unwrap() >= 1);
+    let init = init_report(&model);
+    assert_eq!(init["exact"], 1, "{init}");
+    assert!(init["averaged"].as_u64().unwrap() >= 1);
     let manifest = read_manifest(&model).unwrap();
     assert_eq!(
         manifest.config.model.embedding_dim, 3,
@@ -221,19 +224,14 @@ fn train_pretrains_on_its_own_text_by_default_and_not_with_no_pretrain() {
         "--threads".as_ref(),
         "1".as_ref(),
     ];
-    let init = |model: &Path| -> serde_json::Value {
-        let m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(model.join("metrics.json")).unwrap()).unwrap();
-        m["init"].clone()
-    };
     let pretrained = voc_train_demo(&args, store.path());
-    let report = init(&pretrained);
+    let report = init_report(&pretrained);
     assert_eq!(report["from"], "skipgram");
     assert!(report["pairs"].as_u64().unwrap() > 10_000, "{report}");
     let mut plain_args = args.to_vec();
     plain_args.push("--no-pretrain".as_ref());
     let plain = voc_train_demo(&plain_args, store.path());
-    assert_eq!(init(&plain)["from"], "random");
+    assert_eq!(init_report(&plain)["from"], "random");
 }
 
 #[test]
@@ -250,4 +248,54 @@ fn pretrain_without_any_text_says_what_to_give() {
     ]);
     assert!(!ok);
     assert!(stderr.contains("no text to pretrain on"), "{stderr}");
+}
+
+#[test]
+fn skipgram_on_real_airline_text_puts_related_words_closer_than_unrelated_ones() {
+    // Read from ../shared/data (non-commercial data: used in place, never copied here).
+    let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/airline/train.jsonl");
+    let store = tempfile::tempdir().unwrap();
+    let vec = store.path().join("airline.vec");
+    let (ok, _, stderr) = voc(&[
+        "pretrain".as_ref(),
+        "--text".as_ref(),
+        text.as_os_str(),
+        "--store".as_ref(),
+        store.path().as_os_str(),
+        "--vec-out".as_ref(),
+        vec.as_os_str(),
+        "--epochs".as_ref(),
+        "3".as_ref(),
+        "--threads".as_ref(),
+        "1".as_ref(),
+    ]);
+    assert!(ok, "voc pretrain failed: {stderr}");
+    let vectors: std::collections::HashMap<String, Vec<f64>> = std::fs::read_to_string(&vec)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut f = l.split(' ');
+            let token = f.next().unwrap().to_string();
+            (token, f.map(|v| v.parse().unwrap()).collect())
+        })
+        .collect();
+    let cos = |a: &str, b: &str| {
+        let (x, y) = (&vectors[a], &vectors[b]);
+        let dot: f64 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+        let norm = |v: &Vec<f64>| v.iter().map(|p| p * p).sum::<f64>().sqrt();
+        dot / (norm(x) * norm(y))
+    };
+    for (word, related, unrelated) in [
+        ("delayed", "late", "thanks"),
+        ("great", "thanks", "delayed"),
+        ("bag", "luggage", "thanks"),
+        ("cancelled", "delayed", "love"),
+    ] {
+        let (near, far) = (cos(word, related), cos(word, unrelated));
+        assert!(
+            near > far + 0.15,
+            "{word}: {related} {near:.3}, {unrelated} {far:.3}"
+        );
+    }
 }

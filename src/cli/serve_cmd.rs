@@ -88,6 +88,14 @@ pub struct ServeArgs {
     /// Learning rate of fine-tuning runs; default: the parent version's.
     #[arg(long, env = "VOC_FINETUNE_LEARNING_RATE")]
     pub finetune_learning_rate: Option<f64>,
+    /// Above this many target-task labels, fine-tuning runs leave out the association
+    /// losses (they help with few labels and cost about nine times a step).
+    #[arg(
+        long,
+        env = "VOC_FINETUNE_ASSOCIATION_MAX_LABELS",
+        default_value_t = 2000
+    )]
+    pub finetune_association_max_labels: usize,
     /// libtorch threads of the training thread (serving keeps the other cores).
     #[arg(long, env = "VOC_TRAINING_THREADS", default_value_t = 1)]
     pub training_threads: usize,
@@ -161,6 +169,7 @@ impl ServeArgs {
                     max_epochs: self.finetune_epochs.max(1),
                     threads: self.training_threads.max(1),
                     learning_rate: self.finetune_learning_rate,
+                    association_max_labels: self.finetune_association_max_labels,
                 },
                 gate: GateSettings {
                     target_margin: self.gate_target_margin,

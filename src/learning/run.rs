@@ -20,6 +20,10 @@ pub struct FineTuneSettings {
     pub threads: usize,
     /// Learning rate; `None` keeps the parent's.
     pub learning_rate: Option<f64>,
+    /// Above this many target-task labels a run trains without the association losses:
+    /// they help when labels are few, and their unlabeled batches make a step about nine
+    /// times dearer.
+    pub association_max_labels: usize,
 }
 
 impl Default for FineTuneSettings {
@@ -28,6 +32,7 @@ impl Default for FineTuneSettings {
             max_epochs: 3,
             threads: 1,
             learning_rate: None,
+            association_max_labels: 2000,
         }
     }
 }
@@ -76,8 +81,14 @@ pub fn tasks_with_added(
 }
 
 /// The parent's training config with the fine-tuning settings applied: same architecture,
-/// a few epochs, association losses from the first step (the warm-up happened in the parent).
-pub fn fine_tune_config(parent: &TrainConfig, s: &FineTuneSettings, seed: u64) -> TrainConfig {
+/// a few epochs, association losses from the first step (the warm-up happened in the parent)
+/// while the run has at most `association_max_labels` labels for the target task.
+pub fn fine_tune_config(
+    parent: &TrainConfig,
+    s: &FineTuneSettings,
+    seed: u64,
+    target_labels: usize,
+) -> TrainConfig {
     let mut c = parent.clone();
     c.training.max_epochs = s.max_epochs.max(1);
     c.training.min_steps = 0;
@@ -87,6 +98,9 @@ pub fn fine_tune_config(parent: &TrainConfig, s: &FineTuneSettings, seed: u64) -
         c.training.learning_rate = lr;
     }
     c.association.start_step = 0;
+    if target_labels > s.association_max_labels {
+        c.association.enabled = false;
+    }
     c
 }
 
@@ -141,4 +155,21 @@ pub fn execute(
         score(&active, &rows, &input.tasks)?,
     );
     Ok(RunResult { summary, decision })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fine_tuning_drops_the_association_losses_once_labels_are_plentiful() {
+        let parent = TrainConfig::default();
+        let settings = FineTuneSettings::default();
+        let few = fine_tune_config(&parent, &settings, 1, 300);
+        assert!(few.association.enabled);
+        assert_eq!(few.association.start_step, 0);
+        let many = fine_tune_config(&parent, &settings, 1, 10_000);
+        assert!(!many.association.enabled);
+        assert_eq!(many.model, parent.model, "the architecture never changes");
+    }
 }

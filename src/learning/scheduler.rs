@@ -395,6 +395,10 @@ async fn prepare_input(
     if let Err(e) = training_runs::set_snapshot(&state.pool, run_id, &snapshot).await {
         tracing::warn!(run = run_id, error = %e, "cannot record the run's snapshot");
     }
+    let target_labels = train_rows
+        .iter()
+        .filter(|e| e.labels.contains_key(&manifest.target_task))
+        .count();
     // Unlabeled transcripts from the evaluation share stay out of training too.
     train_rows.extend(
         unlabeled
@@ -412,7 +416,12 @@ async fn prepare_input(
         store: state.store_dir.as_ref().clone(),
         device: state.device,
         tasks,
-        config: fine_tune_config(&manifest.config, &settings.fine_tune, run_id as u64),
+        config: fine_tune_config(
+            &manifest.config,
+            &settings.fine_tune,
+            run_id as u64,
+            target_labels,
+        ),
         train: snapshot_dataset(run_id, train_rows),
         eval: eval_rows,
         gate: settings.gate.clone(),

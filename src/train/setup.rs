@@ -20,6 +20,7 @@ use crate::model::version_dir::{load_starting_weights, load_version, ModelError}
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::path::Path;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Tensor};
 
@@ -136,53 +137,25 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
         .filter(|&i| train_enc.targets[target_index][i] == NO_LABEL)
         .collect();
 
-    let mut target_classes = vec![Vec::new(); tasks[target_index].labels.len()];
-    for (row, &class) in train_enc.targets[target_index].iter().enumerate() {
-        if class != NO_LABEL {
-            target_classes[class as usize].push(row);
-        }
-    }
-    target_classes.retain(|rows| !rows.is_empty());
+    let target_classes = rows_by_class(
+        &train_enc.targets[target_index],
+        tasks[target_index].labels.len(),
+    );
 
     let device = request.device;
     let vs = nn::VarStore::new(device);
     let vocab_size = tokenizer.vocab_size() as i64;
     let net = MultiTaskNet::new(&vs.root(), &config.model, vocab_size, tasks, &target_task);
-    let init = match (&start, &vectors) {
-        (Start::Parent(p), _) => {
-            super::warm_start::copy_weights(&p.vs, &vs).map_err(TrainError::Data)?;
-            InitReport::Parent {
-                version: p.manifest.version.clone(),
-            }
-        }
-        (Start::Version(v), _) => InitReport::Version {
-            version: v.manifest.version.clone(),
-            tensors: init::copy_encoder(&v.tensors, &vs).map_err(TrainError::Data)?,
-        },
-        (Start::Fresh, Some(v)) => {
-            init::set_embedding_from_vectors(&vs, v, config.pretrain.embedding_std);
-            InitReport::Vectors {
-                file: request
-                    .pretrained_vectors
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                exact: v.exact,
-                averaged: v.averaged,
-                missing: v.missing,
-            }
-        }
-        (Start::Fresh, None) if config.pretrain.enabled => {
-            InitReport::Skipgram(init::pretrain_embedding(
-                &vs,
-                &train_enc.ids,
-                &tokenizer,
-                &config.pretrain,
-                config.training.seed,
-                device,
-            )?)
-        }
-        (Start::Fresh, None) => InitReport::Random,
-    };
+    let init = initialise(
+        &vs,
+        &start,
+        vectors
+            .as_ref()
+            .map(|v| (v, request.pretrained_vectors.unwrap_or(Path::new("")))),
+        &train_enc.ids,
+        &tokenizer,
+        &config,
+    )?;
     // Seeded after pretraining, so the supervised part starts the same way either way.
     tch::manual_seed(config.training.seed as i64);
     let mut optimizer = nn::Adam::default()
@@ -194,24 +167,7 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
             config.training.learning_rate * config.training.embedding_lr_scale,
         );
     }
-    let objective = Objective {
-        class_weights: tasks
-            .iter()
-            .enumerate()
-            .map(|(t, task)| {
-                config
-                    .training
-                    .class_weights
-                    .then(|| inverse_frequency(&train_enc.targets[t], task.labels.len(), device))
-            })
-            .collect(),
-        task_weights: tasks
-            .iter()
-            .map(|t| *config.training.task_weights.get(&t.name).unwrap_or(&1.0))
-            .collect(),
-        target_index,
-        soft_sharing_weight: config.training.soft_sharing_weight,
-    };
+    let objective = objective(&config, tasks, &train_enc, target_index, device);
     let weighting = TaskWeighting::new(
         config.training.loss_weighting,
         tasks.len(),
@@ -254,6 +210,91 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
         init,
         parent_version,
     })
+}
+
+/// Starts the network's weights as `start` (and the vectors file, if any) says: the parent's
+/// weights, a version's encoder, word vectors, skip-gram on `rows`, or random.
+fn initialise(
+    vs: &nn::VarStore,
+    start: &Start,
+    vectors: Option<(&crate::model::vectors::MappedVectors, &Path)>,
+    rows: &[Vec<i64>],
+    tokenizer: &TextTokenizer,
+    config: &TrainConfig,
+) -> Result<InitReport, TrainError> {
+    Ok(match (start, vectors) {
+        (Start::Parent(p), _) => {
+            super::warm_start::copy_weights(&p.vs, vs).map_err(TrainError::Data)?;
+            InitReport::Parent {
+                version: p.manifest.version.clone(),
+            }
+        }
+        (Start::Version(v), _) => InitReport::Version {
+            version: v.manifest.version.clone(),
+            tensors: init::copy_encoder(&v.tensors, vs).map_err(TrainError::Data)?,
+        },
+        (Start::Fresh, Some((v, file))) => {
+            init::set_embedding_from_vectors(vs, v, config.pretrain.embedding_std);
+            InitReport::Vectors {
+                file: file.display().to_string(),
+                exact: v.exact,
+                averaged: v.averaged,
+                missing: v.missing,
+            }
+        }
+        (Start::Fresh, None) if config.pretrain.enabled => {
+            InitReport::Skipgram(init::pretrain_embedding(
+                vs,
+                rows,
+                tokenizer,
+                &config.pretrain,
+                config.training.seed,
+                vs.device(),
+            )?)
+        }
+        (Start::Fresh, None) => InitReport::Random,
+    })
+}
+
+/// The per-task weights of the loss: class weights from the training rows, task weights
+/// from the config.
+fn objective(
+    config: &TrainConfig,
+    tasks: &[TaskLabels],
+    train: &EncodedRows,
+    target_index: usize,
+    device: Device,
+) -> Objective {
+    Objective {
+        class_weights: tasks
+            .iter()
+            .enumerate()
+            .map(|(t, task)| {
+                config
+                    .training
+                    .class_weights
+                    .then(|| inverse_frequency(&train.targets[t], task.labels.len(), device))
+            })
+            .collect(),
+        task_weights: tasks
+            .iter()
+            .map(|t| *config.training.task_weights.get(&t.name).unwrap_or(&1.0))
+            .collect(),
+        target_index,
+        soft_sharing_weight: config.training.soft_sharing_weight,
+    }
+}
+
+/// Per class, the rows labeled with it (classes without rows left out).
+fn rows_by_class(targets: &[i64], classes: usize) -> Vec<Vec<usize>> {
+    let mut by_class = vec![Vec::new(); classes];
+    for (row, &class) in targets.iter().enumerate() {
+        if class != NO_LABEL {
+            by_class[class as usize].push(row);
+        }
+    }
+    by_class.retain(|rows| !rows.is_empty());
+    by_class
 }
 
 /// The configured target task when it is one of `tasks`, else the first task.

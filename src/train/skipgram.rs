@@ -227,18 +227,21 @@ fn row_averaged_step(table: &mut Tensor, used: &Tensor, lr: f64) {
     });
 }
 
-/// Every row of `vectors` rescaled to the norm a random `N(0, std²)` row has on average
-/// (`std·√dim`), so rare tokens, whose vectors skip-gram barely moved from their tiny
-/// start, are as usable as in a random start (0: unchanged).
+/// `vectors` centred (the mean vector removed: skip-gram vectors share one large common
+/// direction, which carries no meaning; "all-but-the-top", Mu & Viswanath 2018), then every
+/// row rescaled to the norm a random `N(0, std²)` row has on average (`std·√dim`), so rare
+/// tokens, whose vectors skip-gram barely moved, are as usable as in a random start
+/// (std 0: unchanged).
 pub fn rescale(vectors: &Tensor, std: f64) -> Tensor {
     if std <= 0.0 {
         return vectors.shallow_clone();
     }
     let dim = vectors.size()[1] as f64;
-    let norms = vectors
+    let centred = vectors - vectors.mean_dim([0].as_slice(), true, Kind::Float);
+    let norms = centred
         .norm_scalaropt_dim(2, [1].as_slice(), true)
         .clamp_min(1e-12);
-    vectors / norms * (std * dim.sqrt())
+    centred / norms * (std * dim.sqrt())
 }
 
 #[cfg(test)]
@@ -272,11 +275,17 @@ mod tests {
     }
 
     #[test]
-    fn rescaled_rows_all_have_the_norm_of_a_random_row() {
-        let v = Tensor::from_slice(&[3.0f32, 4.0, 0.0, 0.01]).view([2, 2]);
+    fn rescaled_rows_are_centred_and_all_have_the_norm_of_a_random_row() {
+        // Two vectors that differ only around a shared offset point opposite ways once
+        // the offset (the mean) is gone.
+        let shared = Tensor::from_slice(&[10.0f32, 1.0, 10.0, -1.0]).view([2, 2]);
+        let r = rescale(&shared, 0.5);
+        let cos = r.get(0).dot(&r.get(1)) / (r.get(0).norm() * r.get(1).norm());
+        assert!(cos.double_value(&[]) < -0.99, "{cos}");
+        let v = Tensor::from_slice(&[3.0f32, 4.0, 1.0, 0.01, 5.0, 5.0]).view([3, 2]);
         let norms = rescale(&v, 0.5).norm_scalaropt_dim(2, [1].as_slice(), false);
         let expected = 0.5 * 2f64.sqrt();
-        for i in 0..2 {
+        for i in 0..3 {
             assert!((norms.double_value(&[i]) - expected).abs() < 1e-5);
         }
     }
