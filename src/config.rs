@@ -35,8 +35,8 @@ impl Default for NgramConfig {
     fn default() -> Self {
         NgramConfig {
             enabled: true,
-            buckets: 1 << 20,
-            dim: 16,
+            buckets: 1 << 18,
+            dim: 64,
             max_order: 3,
         }
     }
