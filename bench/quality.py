@@ -58,16 +58,16 @@ OPTIONS = [  # the multi-task methods of Ruder's overview, each against the defa
 ]
 
 ARMS = [  # (protocol, arm, voc train flags, groups), in the order the table prints them
-    ("Q1", "multi-task", MT + NA, "quick main"),
+    ("Q1", "multi-task", MT + NA, "quick main gpu"),
     ("Q1", "multi-task, no pretraining", MT + NA + NP, "main"),
     ("Q1", "multi-task, no n-grams", MT + NA + NG, "main"),
     *[("Q1", f"multi-task, {name}", MT + NA + f, "options") for name, f in OPTIONS],
-    ("Q2 low300", "single-task", ST + NA + L300, "quick main"),
+    ("Q2 low300", "single-task", ST + NA + L300, "quick main gpu"),
     ("Q2 low300", "single-task, no pretraining", ST + NA + L300 + NP, "quick main"),
     ("Q2 low300", "single-task, no n-grams", ST + NA + L300 + NG, "main"),
     ("Q2 low300", f"single-task {INIT_FROM}", ST + NA + L300, "main"),
-    ("Q2 low300", "multi-task", MT + NA + L300, "main"),
-    ("Q2 low300", "multi-task + association", MT + L300, "quick main"),
+    ("Q2 low300", "multi-task", MT + NA + L300, "main gpu"),
+    ("Q2 low300", "multi-task + association", MT + L300, "quick main gpu"),
     ("Q2 low300", "multi-task + association, balanced batches", MT + L300 + ["--balanced-batch"], "main"),
     ("Q2 low300", "multi-task + association, no pretraining", MT + L300 + NP, "quick main"),
     *[("Q2 low300", f"multi-task, {name}", MT + NA + L300 + f, "options") for name, f in OPTIONS],
@@ -79,7 +79,7 @@ ARMS = [  # (protocol, arm, voc train flags, groups), in the order the table pri
     ("Q3 low1000", "single-task", ST + NA + N1000, "main"),
     ("Q3 low1000", "association", ST + N1000, "main"),
     ("Q4", "multi-task", ["--tasks", "sentiment,topic", "--target-task", "topic"], "main"),
-    ("Q5", "single-task", ["--tasks", "intent"], "quick main"),
+    ("Q5", "single-task", ["--tasks", "intent"], "quick main gpu"),
     ("Q5", "single-task, no pretraining", ["--tasks", "intent"] + NP, "main"),
 ]
 
@@ -147,7 +147,7 @@ def main():
     p.add_argument("--only", default="q1,q2,q3,q4,q5", help="comma-separated protocols")
     p.add_argument("--seeds", default="13,14,15")
     p.add_argument("--quick", action="store_true", help="seed 13 and the short list of arms only")
-    p.add_argument("--group", default="", help="only arms of this group: main, options or quick")
+    p.add_argument("--group", default="", help="only arms of this group: main, options, quick or gpu (the rows run on the lent GPU)")
     p.add_argument("--voc", default=os.environ.get("VOC_BIN"))
     p.add_argument("--device", default="cpu", help="passed to every voc train and voc pretrain")
     p.add_argument("--parallel", type=int, default=1, help="trainings at once")
