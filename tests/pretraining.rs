@@ -253,6 +253,7 @@ fn pretrain_without_any_text_says_what_to_give() {
 #[test]
 fn skipgram_on_real_airline_text_puts_related_words_closer_than_unrelated_ones() {
     // Read from ../shared/data (non-commercial data: used in place, never copied here).
+    // Five passes: after three, rarer words still sit close to everything.
     let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/airline/train.jsonl");
     let store = tempfile::tempdir().unwrap();
     let vec = store.path().join("airline.vec");
@@ -265,7 +266,7 @@ fn skipgram_on_real_airline_text_puts_related_words_closer_than_unrelated_ones()
         "--vec-out".as_ref(),
         vec.as_os_str(),
         "--epochs".as_ref(),
-        "3".as_ref(),
+        "5".as_ref(),
         "--threads".as_ref(),
         "1".as_ref(),
     ]);
@@ -286,16 +287,27 @@ fn skipgram_on_real_airline_text_puts_related_words_closer_than_unrelated_ones()
         let norm = |v: &Vec<f64>| v.iter().map(|p| p * p).sum::<f64>().sqrt();
         dot / (norm(x) * norm(y))
     };
-    for (word, related, unrelated) in [
+    // Each related pair beats its unrelated pair, and by a clear margin on average (the
+    // tokenizer's vocabulary, and so the vectors, vary a little from run to run).
+    let triples = [
         ("delayed", "late", "thanks"),
         ("great", "thanks", "delayed"),
         ("bag", "luggage", "thanks"),
         ("cancelled", "delayed", "love"),
-    ] {
+    ];
+    let (mut near_sum, mut far_sum) = (0.0, 0.0);
+    for (word, related, unrelated) in triples {
         let (near, far) = (cos(word, related), cos(word, unrelated));
         assert!(
-            near > far + 0.15,
+            near > far,
             "{word}: {related} {near:.3}, {unrelated} {far:.3}"
         );
+        near_sum += near;
+        far_sum += far;
     }
+    let (near, far) = (near_sum / 4.0, far_sum / 4.0);
+    assert!(
+        near > far + 0.2,
+        "related {near:.3}, unrelated {far:.3} on average"
+    );
 }
