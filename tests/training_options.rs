@@ -27,6 +27,14 @@ fn trains_above_chance_and_reloads_identically(config: TrainConfig) -> serde_jso
         .unwrap()
 }
 
+fn tensor_names(version: &std::path::Path) -> Vec<String> {
+    tch::Tensor::read_safetensors(version.join("weights.safetensors"))
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
 fn config() -> TrainConfig {
     let mut c = small_config(EncoderKind::Cnn, 4);
     c.association.enabled = false;
@@ -90,12 +98,7 @@ fn without_the_ngram_branch_the_model_has_no_ngram_table() {
     c.model.ngrams.enabled = false;
     let store = tempfile::tempdir().unwrap();
     let summary = train_fixture("demo_train.jsonl", "demo_test.jsonl", c, store.path());
-    let names: Vec<String> =
-        tch::Tensor::read_safetensors(summary.version_dir.join("weights.safetensors"))
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+    let names = tensor_names(&summary.version_dir);
     assert!(!names.iter().any(|n| n.contains("ngrams")), "{names:?}");
     let with = train_fixture(
         "demo_train.jsonl",
@@ -103,12 +106,7 @@ fn without_the_ngram_branch_the_model_has_no_ngram_table() {
         config(),
         store.path(),
     );
-    let names: Vec<String> =
-        tch::Tensor::read_safetensors(with.version_dir.join("weights.safetensors"))
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+    let names = tensor_names(&with.version_dir);
     assert!(
         names.contains(&"encoder.ngrams.table".to_string()),
         "{names:?}"
