@@ -86,16 +86,26 @@ impl DeviceRows {
 
     /// The rows `indices`, padded to the longest of them.
     pub fn batch(&self, indices: &[usize]) -> TokenBatch {
+        self.batch_at(indices, &self.index(indices))
+    }
+
+    /// `indices` as an index tensor on the rows' device (to select other per-row tensors
+    /// with the same rows).
+    pub fn index(&self, indices: &[usize]) -> tch::Tensor {
+        let index: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        tch::Tensor::from_slice(&index).to_device(self.ids.device())
+    }
+
+    /// [`DeviceRows::batch`] with the index tensor already made by [`DeviceRows::index`].
+    pub fn batch_at(&self, indices: &[usize], index: &tch::Tensor) -> TokenBatch {
         let width = indices
             .iter()
             .map(|&i| self.host_lengths[i])
             .max()
             .unwrap_or(1);
-        let index: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-        let index = tch::Tensor::from_slice(&index).to_device(self.ids.device());
         TokenBatch {
-            ids: self.ids.index_select(0, &index).narrow(1, 0, width as i64),
-            lengths: self.lengths.index_select(0, &index),
+            ids: self.ids.index_select(0, index).narrow(1, 0, width as i64),
+            lengths: self.lengths.index_select(0, index),
         }
     }
 }

@@ -65,8 +65,7 @@ impl InitReport {
 /// Copies every `encoder.*` tensor of `tensors` into the same-named variable of `vs`
 /// (shapes must match). Returns how many were copied; the embedding must be among them.
 pub fn copy_encoder(tensors: &BTreeMap<String, Tensor>, vs: &VarStore) -> Result<usize, String> {
-    if !tensors.contains_key(EMBEDDING) && !tensors.keys().any(|k| k.ends_with(".embedding.weight"))
-    {
+    if !tensors.keys().any(|k| k.ends_with(".embedding.weight")) {
         return Err(format!("the version has no '{EMBEDDING}'"));
     }
     let mut copied = 0;
@@ -148,4 +147,39 @@ pub fn pretrain_embedding(
         tch::no_grad(|| var.shallow_clone().copy_(&vectors));
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelConfig, Sharing};
+    use crate::data::TaskLabels;
+    use crate::model::network::MultiTaskNet;
+
+    #[test]
+    fn per_task_encoders_start_from_a_shared_encoders_weights() {
+        let config = ModelConfig {
+            embedding_dim: 4,
+            cnn_filters: 2,
+            assoc_dim: 3,
+            sharing: Sharing::Soft,
+            ..Default::default()
+        };
+        let tasks: Vec<TaskLabels> = ["a", "b"]
+            .iter()
+            .map(|t| TaskLabels {
+                name: t.to_string(),
+                labels: vec!["x".into(), "y".into()],
+            })
+            .collect();
+        let vs = VarStore::new(Device::Cpu);
+        let _net = MultiTaskNet::new(&vs.root(), &config, 10, &tasks, "a");
+        let embedding = Tensor::ones([10, 4], (tch::Kind::Float, Device::Cpu));
+        let tensors = BTreeMap::from([(EMBEDDING.to_string(), embedding.shallow_clone())]);
+        assert_eq!(copy_encoder(&tensors, &vs), Ok(2));
+        for var in embedding_vars(&vs) {
+            assert!(var.equal(&embedding));
+        }
+        assert!(copy_encoder(&BTreeMap::new(), &vs).is_err());
+    }
 }

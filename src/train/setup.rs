@@ -11,7 +11,7 @@ use super::TrainRequest;
 use crate::config::TrainConfig;
 use crate::data::{Example, TaskLabels};
 use crate::model::encoded::{DeviceRows, EncodedRows};
-use crate::model::encoder::EMBEDDING_GROUP;
+use crate::model::encoder::{TokenBatch, EMBEDDING_GROUP};
 use crate::model::losses::NO_LABEL;
 use crate::model::network::MultiTaskNet;
 use crate::model::tokenizer::TextTokenizer;
@@ -67,14 +67,16 @@ impl Prepared<'_> {
         }
     }
 
-    /// Per task, the class ids of training rows `rows`, on the device.
-    pub fn targets_of(&self, rows: &[usize]) -> Vec<Tensor> {
-        let index: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
-        let index = Tensor::from_slice(&index).to_device(self.vs.device());
-        self.train_targets
+    /// Training rows `rows` as a batch, and per task their class ids, on the device (one
+    /// index tensor serves both).
+    pub fn labeled_batch(&self, rows: &[usize]) -> (TokenBatch, Vec<Tensor>) {
+        let index = self.train_device.index(rows);
+        let targets = self
+            .train_targets
             .iter()
             .map(|t| t.index_select(0, &index))
-            .collect()
+            .collect();
+        (self.train_device.batch_at(rows, &index), targets)
     }
 }
 

@@ -61,17 +61,12 @@ pub fn step_loss(
     net: &MultiTaskNet,
     objective: &Objective,
     weighting: &TaskWeighting,
-    input: StepInput,
+    mut input: StepInput,
 ) -> StepLoss {
-    let input_penalty = input
-        .soft_sharing_penalty
-        .as_ref()
-        .map(|p| p.shallow_clone());
+    let penalty = input.soft_sharing_penalty.take();
     let mut loss = task_and_association_loss(net, objective, weighting, input);
-    if loss.tasks_used > 0 {
-        if let Some(penalty) = &input_penalty {
-            loss.total += penalty * objective.soft_sharing_weight;
-        }
+    if let (Some(penalty), true) = (penalty, loss.tasks_used > 0) {
+        loss.total += penalty * objective.soft_sharing_weight;
     }
     loss
 }
@@ -175,6 +170,29 @@ mod tests {
         (vs, net, objective)
     }
 
+    fn input<'a>(
+        batch: &'a TokenBatch,
+        targets: &'a [Tensor],
+        association: Option<AssociationInput<'a>>,
+        only_task: Option<usize>,
+    ) -> StepInput<'a> {
+        StepInput {
+            batch,
+            targets,
+            association,
+            only_task,
+            soft_sharing_penalty: None,
+        }
+    }
+
+    fn associate(unlabeled: &TokenBatch, visit_weight: f64) -> Option<AssociationInput<'_>> {
+        Some(AssociationInput {
+            unlabeled,
+            walker_weight: 1.0,
+            visit_weight,
+        })
+    }
+
     fn rows(rows: &[&[i64]]) -> TokenBatch {
         TokenBatch::new(rows, Device::Cpu)
     }
@@ -189,23 +207,19 @@ mod tests {
         ];
         let unlabeled = rows(&[&[13, 14], &[15, 16, 17], &[18]]);
         let fixed = TaskWeighting::Fixed;
-        let input = |association| StepInput {
-            batch: &batch,
-            targets: &targets,
-            association,
-            only_task: None,
-            soft_sharing_penalty: None,
-        };
-        let plain = tch::no_grad(|| step_loss(&net, &objective, &fixed, input(None)));
+        let plain = tch::no_grad(|| {
+            step_loss(
+                &net,
+                &objective,
+                &fixed,
+                input(&batch, &targets, None, None),
+            )
+        });
         let with = step_loss(
             &net,
             &objective,
             &fixed,
-            input(Some(AssociationInput {
-                unlabeled: &unlabeled,
-                walker_weight: 1.0,
-                visit_weight: 0.5,
-            })),
+            input(&batch, &targets, associate(&unlabeled, 0.5), None),
         );
         assert!(with.association_used);
         assert!(!plain.association_used);
@@ -231,17 +245,7 @@ mod tests {
             &net,
             &objective,
             &TaskWeighting::Fixed,
-            StepInput {
-                batch: &batch,
-                targets: &targets,
-                association: Some(AssociationInput {
-                    unlabeled: &unlabeled,
-                    walker_weight: 1.0,
-                    visit_weight: 1.0,
-                }),
-                only_task: None,
-                soft_sharing_penalty: None,
-            },
+            input(&batch, &targets, associate(&unlabeled, 1.0), None),
         );
         assert!(!loss.association_used);
     }
@@ -259,13 +263,7 @@ mod tests {
                 &net,
                 &objective,
                 &TaskWeighting::Fixed,
-                StepInput {
-                    batch: &batch,
-                    targets: &targets,
-                    association: None,
-                    only_task,
-                    soft_sharing_penalty: None,
-                },
+                input(&batch, &targets, None, only_task),
             )
             .total
             .double_value(&[])

@@ -225,8 +225,7 @@ fn run_steps(
             let ramp = (step.saturating_sub(assoc.start_step) as f64
                 / assoc.ramp_steps.max(1) as f64)
                 .min(1.0);
-            let batch = run.train_device.batch(chunk);
-            let targets = run.targets_of(chunk);
+            let (batch, targets) = run.labeled_batch(chunk);
             // `joint`: one summed loss; `alternate`: one step per task in turn.
             let turns: Vec<Option<usize>> = match tc.schedule {
                 Schedule::Joint => vec![None],
@@ -420,5 +419,25 @@ fn training_data(data: &Dataset, tasks: &[TaskLabels]) -> TrainingData {
         rows: data.examples.len(),
         labeled,
         unlabeled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_balanced_batch_draws_per_class_rows_from_every_class() {
+        let classes = vec![vec![0, 1, 2, 3, 4, 5, 6, 7], vec![8], vec![9, 10]];
+        let mut rng = StdRng::seed_from_u64(1);
+        let batch = balanced_batch(&classes, 4, &mut rng);
+        assert_eq!(batch.len(), 12);
+        for (c, rows) in classes.iter().enumerate() {
+            let drawn = &batch[c * 4..(c + 1) * 4];
+            assert!(
+                drawn.iter().all(|r| rows.contains(r)),
+                "class {c}: {drawn:?}"
+            );
+        }
     }
 }
