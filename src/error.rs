@@ -152,7 +152,7 @@ impl From<crate::service::activation::ActivationError> for ApiError {
         use crate::service::activation::ActivationError as A;
         match e {
             A::NotFound(_) => ApiError::NotFound(e.to_string()),
-            A::Load { .. } => ApiError::Conflict(e.to_string()),
+            A::Load { .. } | A::Superseded { .. } => ApiError::Conflict(e.to_string()),
             A::Store(s) => s.into(),
         }
     }

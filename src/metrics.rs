@@ -231,7 +231,7 @@ impl Metrics {
             "# HELP voc_training_runs_total Training runs this process ran, by end state.\n",
         );
         out.push_str("# TYPE voc_training_runs_total counter\n");
-        for state in ["promoted", "rejected", "failed", "cancelled"] {
+        for state in ["promoted", "rejected", "superseded", "failed", "cancelled"] {
             let n = g.training_runs.get(state).copied().unwrap_or(0);
             let _ = writeln!(out, "voc_training_runs_total{{state=\"{state}\"}} {n}");
         }

@@ -504,3 +504,157 @@ async fn the_interval_starts_a_run_when_any_label_arrived(pool: sqlx::PgPool) {
     assert_eq!(run["state"], "failed", "{run}");
     assert!(run["reason"].as_str().unwrap().contains("too few"), "{run}");
 }
+
+/// Copies version `base` of `store` as a second version named `name` (its manifest says so;
+/// the weights are the same), so a test has a version to roll back to.
+fn copy_version_as(store: &Path, base: &str, name: &str) {
+    let target = store.join(name);
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(store.join(base)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+    let manifest_path = target.join(voc::model::version_dir::MANIFEST_FILE);
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["version"] = json!(name);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Waits until a session of this database waits for a lock on table `table`.
+async fn wait_for_lock_wait(pool: &sqlx::PgPool, table: &str) {
+    let started = Instant::now();
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
+        )
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nobody waits for {table}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[sqlx::test]
+async fn a_run_that_ends_after_a_manual_rollback_does_not_undo_it(pool: sqlx::PgPool) {
+    import(&pool, "demo_test.jsonl").await;
+    let (store, base) = common::private_store();
+    // Sorts before `base`, so `base` (the newest) is what the service starts on.
+    let older = "v00000000-000000-0000";
+    copy_version_as(store.path(), &base, older);
+    let mut learning = test_learning();
+    // Any candidate passes the gate: only the rollback may keep it from going live.
+    learning.gate.target_margin = 1.0;
+    learning.gate.other_margin = 1.0;
+    let mut settings = common::settings();
+    settings.store_dir = store.path().to_path_buf();
+    settings.learning = learning;
+    let (app, state) = common::app_with(settings.clone(), pool.clone()).await;
+    voc::service::start_background(&state, &settings);
+    assert_eq!(classify_version(&app, "환불해 주세요").await, base);
+
+    // Step by step: the run takes its parent (`base`), then reads the labels, which this
+    // transaction holds locked; the rollback happens while it waits.
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE labels IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let id = post_json(&app, "/training-runs", &json!({})).await.json["run"]["id"]
+        .as_i64()
+        .unwrap();
+    wait_for_lock_wait(&pool, "labels").await;
+    let a = post_json(&app, &format!("/models/{older}/activate"), &json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    hold.commit().await.unwrap();
+
+    let run = wait_for_run_end(&app, Some(id), Duration::from_secs(300)).await;
+    assert_eq!(run["state"], "superseded", "{run}");
+    assert_eq!(run["parent_version"], base.as_str(), "{run}");
+    assert!(run["reason"].as_str().unwrap().contains(older), "{run}");
+    assert_eq!(
+        voc::store::models::active_version(&pool)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(older)
+    );
+    assert_eq!(classify_version(&app, "환불해 주세요").await, older);
+    // The candidate stays on disk, not active.
+    let candidate = run["candidate_version"].as_str().unwrap();
+    assert!(store.path().join(candidate).is_dir());
+}
+
+#[sqlx::test]
+async fn starting_a_replica_never_changes_the_version_the_others_serve(pool: sqlx::PgPool) {
+    let (store, base) = common::private_store();
+    let older = "v00000000-000000-0000";
+    copy_version_as(store.path(), &base, older);
+    let mut settings = common::settings();
+    settings.store_dir = store.path().to_path_buf();
+    settings.learning = test_learning();
+    // The first process on a new database records what it serves: the newest.
+    let (_first, _) = common::app_with(settings.clone(), pool.clone()).await;
+    let active = || async { voc::store::models::active_version(&pool).await.unwrap() };
+    assert_eq!(active().await.as_deref(), Some(base.as_str()));
+
+    // A replica pinned to another version serves it, and leaves the active one alone.
+    let mut pinned = settings.clone();
+    pinned.model_version = Some(older.to_string());
+    let (replica, _) = common::app_with(pinned, pool.clone()).await;
+    assert_eq!(classify_version(&replica, "환불해 주세요").await, older);
+    assert_eq!(active().await.as_deref(), Some(base.as_str()));
+
+    // So does a replica whose copy of the active version does not load.
+    let weights = store.path().join(&base).join("weights.safetensors");
+    std::fs::write(&weights, b"half a file").unwrap();
+    let (broken, _) = common::app_with(settings.clone(), pool.clone()).await;
+    assert_eq!(classify_version(&broken, "환불해 주세요").await, older);
+    assert_eq!(active().await.as_deref(), Some(base.as_str()));
+}
+
+#[sqlx::test]
+async fn concurrent_activations_of_different_versions_all_succeed_and_leave_one_active(
+    pool: sqlx::PgPool,
+) {
+    use voc::store::models::{activate, register, NewModelVersion};
+    let versions = ["v-a", "v-b", "v-c", "v-d"];
+    for v in versions {
+        let new = NewModelVersion {
+            version: v,
+            path: v,
+            tasks: json!([]),
+            metrics: json!({}),
+        };
+        register(&pool, new).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move { activate(&pool, versions[i % versions.len()]).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(
+            t.await.unwrap().unwrap(),
+            "an activation failed or found no version"
+        );
+    }
+    let (active,): (i64,) = sqlx::query_as("SELECT count(*) FROM model_versions WHERE active")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(active, 1);
+}

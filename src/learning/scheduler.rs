@@ -301,8 +301,13 @@ async fn run_one(
             let (end_state, reason) = if let Err(e) = recorded {
                 ("failed", format!("cannot record the candidate: {e}"))
             } else if decision.promote {
-                match activation::activate(state, &summary.version).await {
+                match activation::activate_over(state, &summary.version, Some(&parent.version))
+                    .await
+                {
                     Ok(_) => ("promoted", decision.reason.clone()),
+                    Err(e @ activation::ActivationError::Superseded { .. }) => {
+                        ("superseded", format!("the gate passed, but {e}"))
+                    }
                     Err(e) => (
                         "failed",
                         format!("the gate passed but activation failed: {e}"),

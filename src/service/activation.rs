@@ -7,7 +7,7 @@
 
 use super::AppState;
 use crate::model::Classifier;
-use crate::store::models::{self, ModelVersionRow, ACTIVATED_CHANNEL};
+use crate::store::models::{self, Activation, ModelVersionRow, ACTIVATED_CHANNEL};
 use crate::store::StoreError;
 use sqlx::postgres::PgListener;
 use std::time::Duration;
@@ -18,12 +18,31 @@ pub enum ActivationError {
     NotFound(String),
     #[error("cannot load version '{version}': {reason}")]
     Load { version: String, reason: String },
+    #[error(
+        "version '{version}' was not activated: it was trained from '{parent}', but '{}' is \
+         active now (activated while it trained)", now.as_deref().unwrap_or("no version")
+    )]
+    Superseded {
+        version: String,
+        parent: String,
+        now: Option<String>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Makes `version` (a folder of the store) the one every process serves.
 pub async fn activate(state: &AppState, version: &str) -> Result<ModelVersionRow, ActivationError> {
+    activate_over(state, version, None).await
+}
+
+/// [`activate`], but only while `parent` (when given) is still the active version: a
+/// training run's candidate never replaces a version activated while it trained.
+pub async fn activate_over(
+    state: &AppState,
+    version: &str,
+    parent: Option<&str>,
+) -> Result<ModelVersionRow, ActivationError> {
     let _order = state.activation.lock().await;
     // A folder copied into the store by hand becomes known here.
     super::register_store(&state.pool, &state.store_dir).await?;
@@ -33,7 +52,17 @@ pub async fn activate(state: &AppState, version: &str) -> Result<ModelVersionRow
     let classifier = load(state, &row).await.inspect_err(|e| {
         tracing::error!(version, error = %e, "refusing to activate a version that does not load; the current model keeps serving");
     })?;
-    models::activate(&state.pool, version).await?;
+    match models::activate_if(&state.pool, version, parent).await? {
+        Activation::Activated => {}
+        Activation::Missing => return Err(ActivationError::NotFound(version.to_string())),
+        Activation::ActiveChanged { now } => {
+            return Err(ActivationError::Superseded {
+                version: version.to_string(),
+                parent: parent.unwrap_or_default().to_string(),
+                now,
+            })
+        }
+    }
     swap(state, version, classifier).await?;
     if let Err(e) = models::notify_activated(&state.pool, version).await {
         tracing::warn!(error = %e, "could not announce the activation; other processes will notice on their next poll");
@@ -88,9 +117,18 @@ async fn swap(
 }
 
 /// Keeps this process on the active version: swaps on every NOTIFY from another process
-/// and checks the database every `poll` in case a notification was missed.
-pub fn spawn_follower(state: AppState, poll: Duration) -> tokio::task::JoinHandle<()> {
+/// and checks the database every `poll` in case a notification was missed. A process
+/// pinned to a version (`--model-version`, `follow` false) keeps serving it.
+pub fn spawn_follower(
+    state: AppState,
+    poll: Duration,
+    follow: bool,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        if !follow {
+            tracing::info!("pinned to a model version: not following activations");
+            return;
+        }
         let mut listener: Option<PgListener> = None;
         let mut last_error: Option<String> = None;
         loop {

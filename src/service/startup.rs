@@ -121,7 +121,7 @@ pub async fn prepare(
     let device = settings.pipeline.device;
     let classifier = load_first_good(&pool, &settings.store_dir, dir, device).await?;
     register_store(&pool, &settings.store_dir).await?;
-    store::models::activate(&pool, &classifier.manifest().version).await?;
+    record_first_active(&pool, &classifier, active_in_db.as_deref()).await?;
     tracing::info!(version = %classifier.manifest().version, dir = %classifier.dir().display(), "serving model version");
     let metrics = Arc::new(Metrics::default());
     let (pipeline, thread) = Pipeline::start(
@@ -142,6 +142,30 @@ pub async fn prepare(
         learning_wake: Arc::new(tokio::sync::Notify::new()),
     };
     Ok((state, thread))
+}
+
+/// A replica's start never changes what the others serve: the version it serves is recorded
+/// active only on a database that has no active version yet (the very first start). A pinned
+/// `--model-version`, a missing active folder or a load failure serve another version here
+/// and say so, leaving Postgres as it was.
+async fn record_first_active(
+    pool: &sqlx::PgPool,
+    classifier: &Classifier,
+    active_in_db: Option<&str>,
+) -> Result<(), StartError> {
+    let serving = classifier.manifest().version.as_str();
+    match active_in_db {
+        None => {
+            store::models::activate_if_none(pool, serving).await?;
+        }
+        Some(active) if active != serving => tracing::warn!(
+            serving,
+            active,
+            "this process serves another version than the one active in Postgres; the active version is left as it is"
+        ),
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// Loads `chosen`; when it does not load (a corrupted or half-copied folder), says why and
@@ -187,7 +211,11 @@ pub fn start_background(
     settings: &ServiceSettings,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
-        super::activation::spawn_follower(state.clone(), settings.learning.poll),
+        super::activation::spawn_follower(
+            state.clone(),
+            settings.learning.poll,
+            settings.model_version.is_none(),
+        ),
         crate::learning::scheduler::spawn(state.clone(), settings.learning.clone()),
     ]
 }

@@ -44,14 +44,55 @@ pub async fn register(pool: &PgPool, v: NewModelVersion<'_>) -> Result<(), Store
 
 /// Makes `version` the only active one; false when it is not registered.
 pub async fn activate(pool: &PgPool, version: &str) -> Result<bool, StoreError> {
+    Ok(matches!(
+        activate_if(pool, version, None).await?,
+        Activation::Activated
+    ))
+}
+
+/// What [`activate_if`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    Activated,
+    /// No such version is recorded.
+    Missing,
+    /// Another version became active since the caller looked (`now`: the active one).
+    ActiveChanged {
+        now: Option<String>,
+    },
+}
+
+/// Records `version` as the active one, provided `expected` (when given) is still active:
+/// a training run promotes its candidate only over the parent it was trained from, so a
+/// rollback made while it trained stays. Activations are serialized by a transaction-scoped
+/// advisory lock, so two at once never collide on the one-active index.
+pub async fn activate_if(
+    pool: &PgPool,
+    version: &str,
+    expected: Option<&str>,
+) -> Result<Activation, StoreError> {
     let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ACTIVATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
     let exists: Option<(String,)> =
-        sqlx::query_as("SELECT version FROM model_versions WHERE version = $1 FOR UPDATE")
+        sqlx::query_as("SELECT version FROM model_versions WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)
             .await?;
     if exists.is_none() {
-        return Ok(false);
+        return Ok(Activation::Missing);
+    }
+    if let Some(expected) = expected {
+        let now: Option<(String,)> =
+            sqlx::query_as("SELECT version FROM model_versions WHERE active")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let now = now.map(|r| r.0);
+        if now.as_deref() != Some(expected) {
+            return Ok(Activation::ActiveChanged { now });
+        }
     }
     sqlx::query("UPDATE model_versions SET active = false WHERE active AND version <> $1")
         .bind(version)
@@ -65,8 +106,32 @@ pub async fn activate(pool: &PgPool, version: &str) -> Result<bool, StoreError> 
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Activation::Activated)
 }
+
+/// Records `version` active only when no version is: the first start of a new database.
+/// Returns whether it did.
+pub async fn activate_if_none(pool: &PgPool, version: &str) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ACTIVATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let done = sqlx::query(
+        "UPDATE model_versions SET active = true, activated_at = now()
+         WHERE version = $1 AND NOT EXISTS (SELECT 1 FROM model_versions WHERE active)",
+    )
+    .bind(version)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// The advisory lock key that orders activations across processes ("vocactiv").
+const ACTIVATION_LOCK: i64 = 0x766f_6361_6374_6976;
 
 /// The version recorded active, if any.
 pub async fn active_version(pool: &PgPool) -> Result<Option<String>, StoreError> {
