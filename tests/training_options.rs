@@ -112,3 +112,24 @@ fn without_the_ngram_branch_the_model_has_no_ngram_table() {
         "{names:?}"
     );
 }
+
+#[test]
+fn character_ngrams_train_and_their_buckets_are_saved_with_the_weights() {
+    let mut c = config();
+    c.model.ngrams.char_max = 4;
+    trains_above_chance_and_reloads_identically(c.clone());
+    let store = tempfile::tempdir().unwrap();
+    let summary = train_fixture("demo_train.jsonl", "demo_test.jsonl", c, store.path());
+    let weights: std::collections::BTreeMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(summary.version_dir.join("weights.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    // One row of bucket ids per vocabulary entry, filled from the tokenizer.
+    let buckets = &weights["encoder.ngrams.char_buckets"];
+    let embedding = &weights["encoder.embedding.weight"];
+    assert_eq!(buckets.size()[0], embedding.size()[0]);
+    assert_eq!(buckets.kind(), tch::Kind::Int64);
+    let filled = buckets.ge(0).sum(tch::Kind::Int64).int64_value(&[]);
+    assert!(filled > buckets.size()[0], "only {filled} buckets filled");
+}

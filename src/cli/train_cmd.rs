@@ -2,7 +2,7 @@
 //! line on stdout).
 
 use super::data_args::DataArgs;
-use crate::config::{EncoderKind, LossWeighting, Schedule, Sharing, TrainConfig};
+use crate::config::{EncoderKind, LossWeighting, Schedule, Selection, Sharing, TrainConfig};
 use crate::data::detect_tasks;
 use crate::model::parse_device;
 use crate::train::{train, Progress, TrainHooks, TrainRequest};
@@ -92,6 +92,13 @@ pub struct TrainArgs {
     /// Train without the wide hashed n-gram branch.
     #[arg(long)]
     pub no_ngrams: bool,
+    /// Early stopping keeps the best `target` task score or the best `mean` over tasks.
+    #[arg(long, value_enum)]
+    pub select_on: Option<Selection>,
+    /// Add character 2-to-N-grams of each vocabulary entry to the n-gram branch (N = 5
+    /// when given without a value; off by default).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "5")]
+    pub char_ngrams: Option<i64>,
     /// Do not pretrain the embeddings with skip-gram on the training text first.
     #[arg(long)]
     pub no_pretrain: bool,
@@ -123,9 +130,11 @@ impl TrainArgs {
         set(&mut t.embedding_lr_scale, self.embedding_lr_scale);
         set(&mut t.loss_weighting, self.loss_weighting);
         set(&mut t.schedule, self.schedule);
+        set(&mut t.select_on, self.select_on);
         if self.no_ngrams {
             c.model.ngrams.enabled = false;
         }
+        set(&mut c.model.ngrams.char_max, self.char_ngrams);
         if self.no_pretrain {
             c.pretrain.enabled = false;
         }

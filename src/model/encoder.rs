@@ -37,7 +37,7 @@ impl TokenBatch {
     }
 
     /// `[batch, time]` true where a position holds a real token.
-    fn mask(&self) -> Tensor {
+    pub(crate) fn mask(&self) -> Tensor {
         let time = self.ids.size()[1];
         Tensor::arange(time, (Kind::Int64, self.ids.device()))
             .unsqueeze(0)
@@ -129,7 +129,7 @@ impl Encoder {
             }
         });
         let ngrams = config.ngrams.enabled.then(|| {
-            let bag = NgramBag::new(&(vs / "ngrams"), &config.ngrams);
+            let bag = NgramBag::new(&(vs / "ngrams"), &config.ngrams, vocab_size);
             output_dim += bag.output_dim();
             bag
         });

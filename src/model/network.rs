@@ -8,6 +8,7 @@
 use super::encoder::TokenBatch;
 use super::ngram::NgramBag;
 use super::sharing::SharedTrunk;
+use super::tokenizer::TextTokenizer;
 use crate::config::ModelConfig;
 use crate::data::TaskLabels;
 use tch::nn::{self, Module};
@@ -91,6 +92,19 @@ impl MultiTaskNet {
             .iter()
             .filter_map(|e| e.ngrams())
             .collect()
+    }
+
+    /// Gives every n-gram branch the vocabulary its character n-grams are read from
+    /// (a freshly built network; a loaded one has them from its weights file).
+    pub fn set_vocabulary(&self, tokenizer: &TextTokenizer) {
+        let bags = self.ngram_bags();
+        if bags.is_empty() {
+            return;
+        }
+        let pieces = tokenizer.pieces();
+        for bag in bags {
+            bag.set_vocabulary(&pieces);
+        }
     }
 
     /// `soft` sharing's L2 penalty between task encoders (see [`SharedTrunk::soft_penalty`]).

@@ -167,6 +167,16 @@ impl TextTokenizer {
         id as i64 == PAD_ID || id as i64 == self.unk_id
     }
 
+    /// Every vocabulary entry by id, with whether it is special (padding, unknown).
+    pub fn pieces(&self) -> Vec<(String, bool)> {
+        (0..self.vocab_size())
+            .map(|id| {
+                let piece = self.id_token(id).unwrap_or_default();
+                (piece, self.is_special(id))
+            })
+            .collect()
+    }
+
     /// The ids that carry no text: padding and the unknown token.
     pub fn special_ids(&self) -> [i64; 2] {
         [PAD_ID, self.unk_id]

@@ -1,6 +1,7 @@
 //! Scoring a network on labeled rows, task by task.
 
 use super::metrics::{task_metrics, TaskMetrics};
+use crate::config::Selection;
 use crate::data::TaskLabels;
 use crate::model::classifier::probabilities;
 use crate::model::encoded::EncodedRows;
@@ -16,12 +17,13 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
-    /// Macro-F1 of `task`, or the mean over tasks when `task` has no labeled rows.
-    pub fn selection_score(&self, task: &str) -> f64 {
-        match self.tasks.get(task) {
-            Some(m) => m.macro_f1,
-            None if self.tasks.is_empty() => 0.0,
-            None => self.tasks.values().map(|m| m.macro_f1).sum::<f64>() / self.tasks.len() as f64,
+    /// The score early stopping compares: macro-F1 of `task` under `Selection::Target`,
+    /// the mean over tasks under `Selection::Mean` or when `task` has no labeled rows.
+    pub fn selection_score(&self, selection: Selection, task: &str) -> f64 {
+        match (selection, self.tasks.get(task)) {
+            _ if self.tasks.is_empty() => 0.0,
+            (Selection::Target, Some(m)) => m.macro_f1,
+            _ => self.tasks.values().map(|m| m.macro_f1).sum::<f64>() / self.tasks.len() as f64,
         }
     }
 }
@@ -69,4 +71,32 @@ pub fn evaluate_classifier(
         &classifier.manifest().tasks,
         classifier.device(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(scores: &[(&str, f64)]) -> EvalReport {
+        let tasks = scores
+            .iter()
+            .map(|(name, f1)| {
+                let labels = vec!["a".to_string(), "b".to_string()];
+                let mut m = task_metrics(&labels, &[0], &[0], &[1.0]);
+                m.macro_f1 = *f1;
+                (name.to_string(), m)
+            })
+            .collect();
+        EvalReport { tasks }
+    }
+
+    #[test]
+    fn selection_scores_the_target_task_or_the_mean_over_tasks() {
+        let r = report(&[("sentiment", 0.8), ("reason", 0.4)]);
+        assert_eq!(r.selection_score(Selection::Target, "sentiment"), 0.8);
+        assert!((r.selection_score(Selection::Mean, "sentiment") - 0.6).abs() < 1e-12);
+        // A target without validation labels falls back on the mean.
+        assert!((r.selection_score(Selection::Target, "topic") - 0.6).abs() < 1e-12);
+        assert_eq!(report(&[]).selection_score(Selection::Mean, "x"), 0.0);
+    }
 }

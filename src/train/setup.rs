@@ -148,6 +148,7 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
     let vs = nn::VarStore::new(device);
     let vocab_size = tokenizer.vocab_size() as i64;
     let net = MultiTaskNet::new(&vs.root(), &config.model, vocab_size, tasks, &target_task);
+    net.set_vocabulary(&tokenizer);
     let init = initialise(
         &vs,
         &start,

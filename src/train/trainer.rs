@@ -266,7 +266,7 @@ fn run_steps(
 
             if step.is_multiple_of(eval_every) {
                 let report = evaluate(&run.net, &run.valid_enc, tasks, run.vs.device());
-                let score = report.selection_score(&run.target_task);
+                let score = report.selection_score(run.config.training.select_on, &run.target_task);
                 stopping.observe(score, step, &run.vs);
                 let mut p = progress(epoch, step, reporter.mean_loss(), &stopping, forwarded);
                 p.valid_score = Some(score);
@@ -296,7 +296,7 @@ fn run_steps(
     if !step.is_multiple_of(eval_every) || !stopping.has_score() {
         // The last steps were not evaluated yet.
         let score = evaluate(&run.net, &run.valid_enc, tasks, run.vs.device())
-            .selection_score(&run.target_task);
+            .selection_score(run.config.training.select_on, &run.target_task);
         stopping.observe(score, step, &run.vs);
     }
     Ok(LoopOutcome {
