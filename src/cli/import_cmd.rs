@@ -14,7 +14,7 @@ pub struct ImportArgs {
     /// JSONL or CSV file, read as `voc train` reads it.
     pub file: PathBuf,
     /// Postgres connection URL.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     #[command(flatten)]
     pub data_args: DataArgs,

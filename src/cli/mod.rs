@@ -5,6 +5,7 @@ mod eval_cmd;
 mod import_cmd;
 mod predict_cmd;
 mod pretrain_cmd;
+mod redact_cmd;
 mod serve_cmd;
 mod train_cmd;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Predict(predict_cmd::PredictArgs),
     /// Load historical transcripts and labels into Postgres (idempotent).
     Import(import_cmd::ImportArgs),
+    /// Replace personal data in stored transcripts by tags (resumable), or score the
+    /// redactor on a labeled file (`--eval`).
+    Redact(redact_cmd::RedactArgs),
     /// Run the HTTP service: classify, store, take feedback (see docs/service.md).
     Serve(Box<serve_cmd::ServeArgs>),
 }
@@ -61,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Import(args) => import_cmd::run(args),
+        Command::Redact(args) => redact_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(*args),
     }
 }

@@ -13,7 +13,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VOC_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// Postgres connection URL.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Most database connections in the pool.
     #[arg(long, env = "VOC_DB_MAX_CONNECTIONS", default_value_t = 8)]

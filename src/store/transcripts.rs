@@ -183,3 +183,57 @@ pub async fn newest_texts(pool: &PgPool, limit: i64) -> Result<Vec<String>, Stor
             .await?,
     )
 }
+
+/// A stored transcript's text, read for redaction.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredText {
+    pub id: Uuid,
+    pub text: String,
+}
+
+/// Locks and returns the next `limit` transcripts (by id) that redactor `version` has not
+/// rewritten yet; rows another `voc redact` holds are skipped.
+pub async fn lock_unredacted(
+    conn: &mut sqlx::PgConnection,
+    version: i16,
+    limit: i64,
+) -> Result<Vec<StoredText>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, text FROM transcripts WHERE redaction_version < $1
+         ORDER BY redaction_version, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(version)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Marks `ids` as rewritten by redactor `version`, replacing the text of those given a new
+/// one (`None` keeps the text).
+pub async fn save_redacted(
+    conn: &mut sqlx::PgConnection,
+    version: i16,
+    ids: &[Uuid],
+    texts: &[Option<String>],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE transcripts t SET text = COALESCE(u.text, t.text), redaction_version = $3
+         FROM UNNEST($1::uuid[], $2::text[]) AS u(id, text) WHERE t.id = u.id",
+    )
+    .bind(ids)
+    .bind(texts)
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// How many transcripts redactor `version` has not rewritten yet.
+pub async fn count_unredacted(pool: &PgPool, version: i16) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM transcripts WHERE redaction_version < $1")
+            .bind(version)
+            .fetch_one(pool)
+            .await?,
+    )
+}
