@@ -44,6 +44,22 @@ pub enum Command {
     Serve(Box<serve_cmd::ServeArgs>),
 }
 
+/// Says on stderr what redaction did to the texts read from `source` (train and pretrain).
+fn report_redaction(
+    source: &str,
+    policy: crate::redact::Policy,
+    counts: &std::collections::BTreeMap<crate::redact::PiiKind, u64>,
+) {
+    if policy.is_on() {
+        eprintln!(
+            "{source}: redacted {}",
+            crate::redact::describe_counts(counts)
+        );
+    } else {
+        eprintln!("{source}: redaction is off (--no-redact): personal data kept in the texts");
+    }
+}
+
 /// Logs go to stderr; `RUST_LOG` filters them (default `info`).
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

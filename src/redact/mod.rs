@@ -181,6 +181,97 @@ fn claim(found: &mut Vec<Finding>, candidates: Vec<Finding>) {
     }
 }
 
+/// Whether a command redacts what it stores and trains on: on unless `--no-redact`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Replace personal data by tags (the default).
+    #[default]
+    Redact,
+    /// Keep texts as given (`--no-redact`); rows stored so keep `redaction_version` 0, so
+    /// `voc redact` rewrites them later.
+    Keep,
+}
+
+impl Policy {
+    /// The policy of a command given its `--no-redact` flag.
+    pub fn from_no_redact(no_redact: bool) -> Policy {
+        if no_redact {
+            Policy::Keep
+        } else {
+            Policy::Redact
+        }
+    }
+
+    pub fn is_on(self) -> bool {
+        self == Policy::Redact
+    }
+
+    /// `text` redacted (or as it is, with no counts, when redaction is off).
+    pub fn apply(self, text: &str) -> Redacted {
+        match self {
+            Policy::Redact => Redactor::shared().redact(text),
+            Policy::Keep => Redacted {
+                text: text.to_string(),
+                counts: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// The `redaction_version` a row stored under this policy gets.
+    pub fn version(self) -> i16 {
+        match self {
+            Policy::Redact => REDACTION_VERSION,
+            Policy::Keep => 0,
+        }
+    }
+
+    /// Redacts every text in place and returns the counts per kind.
+    pub fn apply_all<'a>(
+        self,
+        texts: impl IntoIterator<Item = &'a mut String>,
+    ) -> BTreeMap<PiiKind, u64> {
+        let mut total = BTreeMap::new();
+        if !self.is_on() {
+            return total;
+        }
+        for text in texts {
+            let r = Redactor::shared().redact(text);
+            if r.changed() {
+                add_counts(&mut total, &r.counts);
+                *text = r.text;
+            }
+        }
+        total
+    }
+}
+
+/// Counts as a short line for people (`2 [CARD], 1 [PHONE]`, or `nothing`).
+pub fn describe_counts(counts: &BTreeMap<PiiKind, u64>) -> String {
+    if counts.is_empty() {
+        return "nothing".into();
+    }
+    counts
+        .iter()
+        .map(|(kind, n)| format!("{n} {}", kind.tag()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An identifier that must stay unique (an imported row's `source_id`) with its personal
+/// data replaced: unchanged when it holds none; else the redacted id followed by `#` and
+/// 16 hex digits of SHA-256 of `redacted_text` (the row's text, already redacted), so two
+/// rows whose ids were different phone numbers do not merge, a re-import finds the same
+/// row, and nothing derived from the personal data itself is stored.
+pub fn redact_unique_id(id: &str, redacted_text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let r = Redactor::shared().redact(id);
+    if !r.changed() {
+        return id.to_string();
+    }
+    let digest = hex::encode(Sha256::digest(redacted_text.as_bytes()));
+    format!("{}#{}", r.text, &digest[..16])
+}
+
 /// Adds `b` into `a` (counts per kind).
 pub fn add_counts(a: &mut BTreeMap<PiiKind, u64>, b: &BTreeMap<PiiKind, u32>) {
     for (kind, n) in b {

@@ -2,8 +2,8 @@
 //! rewritten and marked in one transaction, so a run stopped anywhere resumes with the
 //! first batch it had not committed.
 
-use super::{add_counts, PiiKind, Redactor, REDACTION_VERSION};
-use crate::store::transcripts::{lock_unredacted, save_redacted};
+use super::{add_counts, redact_unique_id, PiiKind, Redacted, Redactor, REDACTION_VERSION};
+use crate::store::transcripts::{lock_unredacted, save_redacted, RedactedRow};
 use crate::store::StoreError;
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub struct RedactionTotals {
     /// Transcripts read.
     pub scanned: u64,
-    /// Transcripts whose text changed.
+    /// Transcripts whose text, call id or source id changed.
     pub rewritten: u64,
     /// Tags put in, per kind.
     pub counts: BTreeMap<PiiKind, u64>,
@@ -42,20 +42,34 @@ pub async fn redact_batch_in(
         ..RedactionTotals::default()
     };
     let mut ids = Vec::with_capacity(rows.len());
-    let mut texts = Vec::with_capacity(rows.len());
+    let mut changes = Vec::with_capacity(rows.len());
     for row in rows {
         let redacted = redactor.redact(&row.text);
         ids.push(row.id);
-        if redacted.changed() {
-            totals.rewritten += 1;
-            add_counts(&mut totals.counts, &redacted.counts);
-            texts.push(Some(redacted.text));
-        } else {
-            texts.push(None);
+        let mut change = RedactedRow::default();
+        // Ids are redacted as at storage (`voc import`, POST /classify); their hits are not
+        // counted: the counts say what the texts held.
+        let call_id = row.call_id.as_deref().map(|c| redactor.redact(c));
+        if let Some(c) = call_id.filter(Redacted::changed) {
+            change.call_id = Some(c.text);
         }
+        if let Some(s) = &row.source_id {
+            let new = redact_unique_id(s, &redacted.text);
+            if &new != s {
+                change.source_id = Some(new);
+            }
+        }
+        if redacted.changed() {
+            add_counts(&mut totals.counts, &redacted.counts);
+            change.text = Some(redacted.text);
+        }
+        if change.text.is_some() || change.call_id.is_some() || change.source_id.is_some() {
+            totals.rewritten += 1;
+        }
+        changes.push(change);
     }
     if !ids.is_empty() {
-        save_redacted(conn, REDACTION_VERSION, &ids, &texts).await?;
+        save_redacted(conn, REDACTION_VERSION, &ids, &changes).await?;
     }
     Ok(totals)
 }
