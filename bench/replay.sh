@@ -28,4 +28,7 @@ trap cleanup EXIT
 psql "$DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
 
 echo "== voc replay: commit $(git rev-parse --short HEAD), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%FT%TZ)"
-eval "python3 bench/replay.py --voc '$VOC' --data '$DATA' --database-url '$BENCH_URL' --store '$STORE' --work '$WORK' ${REPLAY_ARGS:-}"
+# REPLAY_ARGS is split like a shell would (quotes kept) but never evaluated; arguments to
+# this script are passed on as they are.
+mapfile -d '' -t EXTRA < <(python3 -c 'import shlex, sys; sys.stdout.write("".join(a + "\0" for a in shlex.split(sys.argv[1])))' "${REPLAY_ARGS:-}")
+python3 bench/replay.py --voc "$VOC" --data "$DATA" --database-url "$BENCH_URL" --store "$STORE" --work "$WORK" "${EXTRA[@]}" "$@"

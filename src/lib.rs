@@ -10,6 +10,7 @@ pub mod learning;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod redact;
 pub mod service;
 pub mod store;
 pub mod train;

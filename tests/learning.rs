@@ -30,7 +30,10 @@ fn fixture_rows(name: &str) -> Vec<Example> {
 async fn import(pool: &sqlx::PgPool, name: &str) -> i64 {
     let rows = fixture_rows(name);
     let rows: Vec<ImportRow> = rows.iter().map(ImportRow::from).collect();
-    import_rows(pool, &rows).await.expect("import").labels_added as i64
+    import_rows(pool, &rows, 0)
+        .await
+        .expect("import")
+        .labels_added as i64
 }
 
 /// The app as `voc serve` runs it, with its background tasks, on a store of its own (runs

@@ -1,9 +1,11 @@
-//! POST /classify: one transcript (`text`) or several (`items`) in; each is classified,
-//! stored with its prediction, and answered once committed.
+//! POST /classify: one transcript (`text`) or several (`items`) in; each is redacted
+//! (unless the server runs with `--no-redact`), classified, stored with its prediction, and
+//! answered once committed, with the kinds and numbers of personal data replaced.
 
 use crate::error::{ApiError, ApiJson};
 use crate::model::TaskPrediction;
 use crate::pipeline::{Classified, PipelineError, TextToClassify};
+use crate::service::redaction::{redact_items, RedactionCounts};
 use crate::service::AppState;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,9 @@ pub struct ClassificationOut {
     pub model_version: String,
     pub predictions: BTreeMap<String, TaskPrediction>,
     pub latency_ms: f32,
+    /// How many of each kind of personal data were replaced by tags in the text (`{}`:
+    /// none, or redaction is off); never the values.
+    pub redacted: RedactionCounts,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,12 +62,17 @@ pub async fn classify(
     ApiJson(request): ApiJson<ClassifyRequest>,
 ) -> Result<ApiJson<ClassifyResponse>, ApiError> {
     let (items, single) = validate(request, state.limits.max_items_per_request)?;
+    let (items, redacted) = redact_items(state.redaction, items).await;
     let classified = state
         .pipeline
         .classify(items)
         .await
         .map_err(pipeline_error)?;
-    let mut out: Vec<ClassificationOut> = classified.into_iter().map(to_out).collect();
+    let mut out: Vec<ClassificationOut> = classified
+        .into_iter()
+        .zip(redacted)
+        .map(|(c, r)| to_out(c, r))
+        .collect();
     Ok(ApiJson(if single {
         ClassifyResponse::One(out.remove(0))
     } else {
@@ -70,13 +80,14 @@ pub async fn classify(
     }))
 }
 
-fn to_out(c: Classified) -> ClassificationOut {
+fn to_out(c: Classified, redacted: RedactionCounts) -> ClassificationOut {
     ClassificationOut {
         transcript_id: c.transcript_id,
         prediction_id: c.prediction_id,
         model_version: c.model_version.to_string(),
         predictions: c.prediction.tasks,
         latency_ms: c.latency_ms,
+        redacted,
     }
 }
 
@@ -172,6 +183,7 @@ fn validate(
                 call_id: t.call_id,
                 text: t.text,
                 metadata,
+                redaction_version: 0,
             })
         })
         .collect::<Result<Vec<_>, _>>()

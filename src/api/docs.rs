@@ -64,7 +64,9 @@ pub fn document() -> Value {
                     "prediction_id": {"type": "string", "format": "uuid"},
                     "model_version": {"type": "string"},
                     "predictions": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/TaskPrediction"}},
-                    "latency_ms": {"type": "number"}}},
+                    "latency_ms": {"type": "number"},
+                    "redacted": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                        "description": "personal data replaced by tags before the text was classified and stored, as counts per kind (CARD, PHONE, EMAIL, RRN, IBAN, SSN, NUMBER); {} when none or when the server runs with --no-redact"}}},
                 "ClassifyResponse": {"oneOf": [
                     {"$ref": "#/components/schemas/Classification"},
                     {"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Classification"}}}}]},
@@ -115,7 +117,7 @@ pub fn document() -> Value {
                 "summary": "Record human labels for a transcript (admin key)",
                 "security": [{"bearer": []}, {"apiKey": []}],
                 "requestBody": json_body("FeedbackRequest"),
-                "responses": common(json!({"200": ok("FeedbackResponse"), "404": error_response("No such transcript, prediction or call")}))}},
+                "responses": common(json!({"200": ok("FeedbackResponse"), "404": error_response("No such transcript, prediction or call"), "409": error_response("The call_id held personal data and, redacted, names more than one transcript")}))}},
             "/transcripts/{id}": {"get": {
                 "summary": "A transcript with its predictions and labels (admin key)",
                 "security": [{"bearer": []}, {"apiKey": []}],

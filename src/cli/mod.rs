@@ -5,6 +5,7 @@ mod eval_cmd;
 mod import_cmd;
 mod predict_cmd;
 mod pretrain_cmd;
+mod redact_cmd;
 mod serve_cmd;
 mod train_cmd;
 
@@ -36,8 +37,27 @@ pub enum Command {
     Predict(predict_cmd::PredictArgs),
     /// Load historical transcripts and labels into Postgres (idempotent).
     Import(import_cmd::ImportArgs),
+    /// Replace personal data in stored transcripts by tags (resumable), or score the
+    /// redactor on a labeled file (`--eval`).
+    Redact(redact_cmd::RedactArgs),
     /// Run the HTTP service: classify, store, take feedback (see docs/service.md).
     Serve(Box<serve_cmd::ServeArgs>),
+}
+
+/// Says on stderr what redaction did to the texts read from `source` (train and pretrain).
+fn report_redaction(
+    source: &str,
+    policy: crate::redact::Policy,
+    counts: &std::collections::BTreeMap<crate::redact::PiiKind, u64>,
+) {
+    if policy.is_on() {
+        eprintln!(
+            "{source}: redacted {}",
+            crate::redact::describe_counts(counts)
+        );
+    } else {
+        eprintln!("{source}: redaction is off (--no-redact): personal data kept in the texts");
+    }
 }
 
 /// Logs go to stderr; `RUST_LOG` filters them (default `info`).
@@ -61,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval_cmd::run(args),
         Command::Predict(args) => predict_cmd::run(args),
         Command::Import(args) => import_cmd::run(args),
+        Command::Redact(args) => redact_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(*args),
     }
 }

@@ -46,6 +46,10 @@ pub struct PretrainArgs {
     pub vec_out: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Learn from the texts as they are, personal data included (by default card numbers,
+    /// phone numbers, … are replaced by tags before the tokenizer or any model sees them).
+    #[arg(long)]
+    pub no_redact: bool,
 }
 
 pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
@@ -67,15 +71,22 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         config.training.threads = threads;
     }
     let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
+    let redaction = crate::redact::Policy::from_no_redact(args.no_redact);
     let mut texts = Vec::new();
     let mut sources = Vec::new();
     for path in &args.text {
-        texts.extend(read_texts(path, &args.data)?);
-        sources.push(path.display().to_string());
+        let mut read = read_texts(path, &args.data)?;
+        let source = path.display().to_string();
+        super::report_redaction(&source, redaction, &redaction.apply_all(read.iter_mut()));
+        texts.extend(read);
+        sources.push(source);
     }
     if let Some(url) = &args.database_url {
-        let stored = stored_texts(url, args.max_stored_texts)?;
+        // Stored texts are redacted already unless a server ran with --no-redact.
+        let mut stored = stored_texts(url, args.max_stored_texts)?;
         eprintln!("{} transcripts read from the database", stored.len());
+        let counts = redaction.apply_all(stored.iter_mut());
+        super::report_redaction("database transcripts", redaction, &counts);
         texts.extend(stored);
         sources.push("database transcripts".into());
     }

@@ -13,7 +13,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VOC_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// Postgres connection URL.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Most database connections in the pool.
     #[arg(long, env = "VOC_DB_MAX_CONNECTIONS", default_value_t = 8)]
@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// Fewest labeled evaluation rows of the target task the gate judges on.
     #[arg(long, env = "VOC_GATE_MIN_EVAL_ROWS", default_value_t = 30)]
     pub gate_min_eval_rows: usize,
+    /// Store texts and call ids as sent, personal data included (a warning is logged; rows
+    /// keep redaction version 0, so `voc redact` rewrites them later).
+    #[arg(long, env = "VOC_NO_REDACT")]
+    pub no_redact: bool,
 }
 
 impl ServeArgs {
@@ -177,6 +181,7 @@ impl ServeArgs {
                     min_eval_rows: self.gate_min_eval_rows,
                 },
             },
+            redaction: crate::redact::Policy::from_no_redact(self.no_redact),
         })
     }
 }
@@ -185,6 +190,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     if settings.keys.is_open() {
         tracing::warn!("no API keys configured: every route is open");
+    }
+    if !settings.redaction.is_on() {
+        tracing::warn!(
+            "redaction is off (--no-redact): card numbers, phone numbers and other personal \
+             data in texts and call ids are stored and fed to the model as sent"
+        );
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -111,6 +111,10 @@ pub struct TrainArgs {
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Train on the texts as they are, personal data included (by default card numbers,
+    /// phone numbers, … are replaced by tags before the tokenizer or any model sees them).
+    #[arg(long)]
+    pub no_redact: bool,
 }
 
 impl TrainArgs {
@@ -175,6 +179,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
     let mut train_data = args.data.read(&args.train)?;
+    let redaction = crate::redact::Policy::from_no_redact(args.no_redact);
+    super::report_redaction(
+        &train_data.source,
+        redaction,
+        &redaction.apply_all(train_data.examples.iter_mut().map(|e| &mut e.text)),
+    );
     if let Some(path) = &args.label_ids {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --label-ids {}", path.display()))?;
@@ -200,6 +210,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Some(path) => {
             let mut v = args.data.read(path)?;
             v.retain_tasks(&names);
+            super::report_redaction(
+                &v.source,
+                redaction,
+                &redaction.apply_all(v.examples.iter_mut().map(|e| &mut e.text)),
+            );
             Some(v)
         }
         None => None,

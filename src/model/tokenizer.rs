@@ -4,6 +4,13 @@
 //! NFKC normalization and lower-casing, BERT-style splitting on whitespace and punctuation,
 //! then WordPiece. NFKC keeps Hangul syllables composed, so Korean words split into
 //! syllable-level subwords without any morphological analyser.
+//!
+//! The redaction tags (`[CARD]`, `[PHONE]`, …, see [`crate::redact`]) are whole tokens of
+//! every newly learned vocabulary, at ids 2.. right after [`PAD`] and [`UNK`]: in the
+//! WordPiece vocabulary and, with the same ids, as added tokens (matched in the raw text
+//! before normalization and splitting), so `[CARD]` is one token and not `[`, `card`, `]`.
+//! They are not special: a card number in a call says something about it. Tokenizers saved
+//! before the tags existed load and split them as before.
 
 use std::path::Path;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainerBuilder};
@@ -30,15 +37,25 @@ fn tk_err(e: impl std::fmt::Display) -> TokenizerError {
     TokenizerError::Tokenizers(e.to_string())
 }
 
-/// Renumbers the learned vocabulary: special tokens first, then the rest in string order.
+/// The tokens every new vocabulary starts with, in id order: [`PAD`], [`UNK`], then the
+/// redaction tags.
+fn fixed_tokens() -> Vec<&'static str> {
+    let mut fixed = vec![PAD, UNK];
+    fixed.extend(crate::redact::all_tags());
+    fixed
+}
+
+/// Renumbers the learned vocabulary: the fixed tokens first, then the rest in string order.
 /// The trainer's ids depend on hash-map iteration order; WordPiece only matches strings,
 /// so renumbering changes nothing but makes the same data give the same ids every time.
 fn canonical_ids(tokenizer: &mut Tokenizer) -> Result<(), TokenizerError> {
+    let fixed = fixed_tokens();
     let mut tokens: Vec<String> = tokenizer.get_vocab(false).into_keys().collect();
-    tokens.retain(|t| t != PAD && t != UNK);
+    tokens.retain(|t| !fixed.contains(&t.as_str()));
     tokens.sort();
-    let vocab: ahash::AHashMap<String, u32> = [PAD.to_string(), UNK.to_string()]
-        .into_iter()
+    let vocab: ahash::AHashMap<String, u32> = fixed
+        .iter()
+        .map(|t| t.to_string())
         .chain(tokens)
         .enumerate()
         .map(|(i, t)| (t, i as u32))
@@ -50,6 +67,13 @@ fn canonical_ids(tokenizer: &mut Tokenizer) -> Result<(), TokenizerError> {
         .build()
         .map_err(tk_err)?;
     tokenizer.with_model(model);
+    // The tags as added tokens: the added vocabulary takes their ids from the model above
+    // (2..), so both maps agree; matched in the raw text, before lower-casing and splitting.
+    let tags: Vec<AddedToken> = crate::redact::all_tags()
+        .into_iter()
+        .map(|t| AddedToken::from(t, false).normalized(false))
+        .collect();
+    tokenizer.add_tokens(&tags);
     Ok(())
 }
 

@@ -28,6 +28,8 @@ pub struct TextToClassify {
     pub call_id: Option<String>,
     pub text: String,
     pub metadata: serde_json::Value,
+    /// The redactor version that redacted `text` and `call_id` (0: stored as given).
+    pub redaction_version: i16,
 }
 
 /// One text's stored prediction.

@@ -50,6 +50,7 @@ async fn commit_batch(
                     call_id: item.call_id.clone(),
                     text: item.text.clone(),
                     metadata: item.metadata.clone(),
+                    redaction_version: item.redaction_version,
                     model_version: version.to_string(),
                     outputs: serde_json::to_string(&p.tasks).unwrap_or_default(),
                     latency_ms: s.latency_ms,

@@ -1,6 +1,7 @@
 //! The HTTP service's shared state and settings, and its start-up and run sequence.
 
 pub mod activation;
+pub mod redaction;
 mod run;
 mod startup;
 
@@ -80,6 +81,8 @@ pub struct ServiceSettings {
     pub shutdown_grace: Duration,
     /// Background fine-tuning.
     pub learning: crate::learning::LearningSettings,
+    /// Whether texts and call ids are redacted before the model and Postgres see them.
+    pub redaction: crate::redact::Policy,
 }
 
 /// What every handler can reach.
@@ -96,4 +99,6 @@ pub struct AppState {
     pub activation: Arc<tokio::sync::Mutex<()>>,
     /// Wakes the training scheduler (a run was requested).
     pub learning_wake: Arc<tokio::sync::Notify>,
+    /// Whether texts and call ids are redacted before the model and Postgres see them.
+    pub redaction: crate::redact::Policy,
 }

@@ -140,6 +140,7 @@ pub async fn prepare(
         device,
         activation: Arc::new(tokio::sync::Mutex::new(())),
         learning_wake: Arc::new(tokio::sync::Notify::new()),
+        redaction: settings.redaction,
     };
     Ok((state, thread))
 }

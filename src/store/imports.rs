@@ -12,6 +12,8 @@ pub const IMPORT_ANNOTATOR: &str = "import";
 /// One row of a file to import.
 pub struct ImportRow<'a> {
     pub source_id: &'a str,
+    /// The call id stored with it: the source id, redacted as POST /classify redacts one.
+    pub call_id: &'a str,
     pub text: &'a str,
     /// (task, label)
     pub labels: Vec<(&'a str, &'a str)>,
@@ -21,6 +23,7 @@ impl<'a> From<&'a crate::data::Example> for ImportRow<'a> {
     fn from(e: &'a crate::data::Example) -> ImportRow<'a> {
         ImportRow {
             source_id: &e.id,
+            call_id: &e.id,
             text: &e.text,
             labels: e
                 .labels
@@ -42,27 +45,31 @@ pub struct ImportCounts {
 
 /// Imports `rows` in one transaction: new transcripts are inserted, known ones (same
 /// `source_id`) kept as they are; a label is added unless the transcript already has a
-/// current imported label for that task.
+/// current imported label for that task. New rows get `redaction_version` (0: not redacted).
 pub async fn import_rows(
     pool: &PgPool,
     rows: &[ImportRow<'_>],
+    redaction_version: i16,
 ) -> Result<ImportCounts, StoreError> {
     if rows.is_empty() {
         return Ok(ImportCounts::default());
     }
     let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::new_v4()).collect();
     let source_ids: Vec<&str> = rows.iter().map(|r| r.source_id).collect();
+    let call_ids: Vec<&str> = rows.iter().map(|r| r.call_id).collect();
     let texts: Vec<&str> = rows.iter().map(|r| r.text).collect();
     let mut tx = pool.begin().await?;
     let added = sqlx::query(
-        "INSERT INTO transcripts (id, source_id, call_id, text, metadata)
-         SELECT id, sid, sid, text, jsonb_build_object('source', 'import')
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, sid, text)
+        "INSERT INTO transcripts (id, source_id, call_id, text, metadata, redaction_version)
+         SELECT id, sid, cid, text, jsonb_build_object('source', 'import'), $5
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(id, sid, cid, text)
          ON CONFLICT (source_id) WHERE source_id IS NOT NULL DO NOTHING",
     )
     .bind(&ids)
     .bind(&source_ids)
+    .bind(&call_ids)
     .bind(&texts)
+    .bind(redaction_version)
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -14,6 +14,8 @@ pub struct ClassifiedRow {
     pub call_id: Option<String>,
     pub text: String,
     pub metadata: serde_json::Value,
+    /// Which redactor rewrote `text` and `call_id` (0: stored as given).
+    pub redaction_version: i16,
     pub model_version: String,
     /// `{task: {label, confidence, probabilities}}` as JSON text (stored exactly as answered).
     pub outputs: String,
@@ -35,6 +37,7 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
     let mut versions = Vec::with_capacity(n);
     let mut outputs = Vec::with_capacity(n);
     let mut latencies = Vec::with_capacity(n);
+    let mut redaction_versions = Vec::with_capacity(n);
     for r in rows {
         transcript_ids.push(r.transcript_id);
         prediction_ids.push(r.prediction_id);
@@ -44,11 +47,12 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
         versions.push(r.model_version.as_str());
         outputs.push(r.outputs.as_str());
         latencies.push(r.latency_ms);
+        redaction_versions.push(r.redaction_version);
     }
     sqlx::query(
         "WITH t AS (
-             INSERT INTO transcripts (id, call_id, text, metadata)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
+             INSERT INTO transcripts (id, call_id, text, metadata, redaction_version)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $9::smallint[])
          )
          INSERT INTO predictions (id, transcript_id, model_version, outputs, latency_ms)
          SELECT p, t, v, o::jsonb, l
@@ -62,6 +66,7 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
     .bind(&versions)
     .bind(&outputs)
     .bind(&latencies)
+    .bind(&redaction_versions)
     .execute(pool)
     .await?;
     Ok(())
@@ -155,15 +160,20 @@ pub async fn by_prediction(pool: &PgPool, prediction_id: Uuid) -> Result<Option<
     Ok(row.map(|r| r.0))
 }
 
-/// The most recent transcript of a call.
-pub async fn latest_for_call(pool: &PgPool, call_id: &str) -> Result<Option<Uuid>, StoreError> {
-    let row: Option<(Uuid,)> = sqlx::query_as(
-        "SELECT id FROM transcripts WHERE call_id = $1 ORDER BY created_at DESC, id LIMIT 1",
+/// The most recent `limit` transcripts whose call id is one of `call_ids`, newest first.
+pub async fn latest_for_call(
+    pool: &PgPool,
+    call_ids: &[&str],
+    limit: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM transcripts WHERE call_id = ANY($1)
+         ORDER BY created_at DESC, id LIMIT $2",
     )
-    .bind(call_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| r.0))
+    .bind(call_ids)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// How many predictions are stored (for the load benchmark's check and tests).
@@ -180,6 +190,79 @@ pub async fn newest_texts(pool: &PgPool, limit: i64) -> Result<Vec<String>, Stor
         sqlx::query_scalar("SELECT text FROM transcripts ORDER BY created_at DESC LIMIT $1")
             .bind(limit)
             .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// A stored transcript's text and ids, read for redaction.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredText {
+    pub id: Uuid,
+    pub text: String,
+    pub call_id: Option<String>,
+    pub source_id: Option<String>,
+}
+
+/// A transcript's redacted text and ids (`None`: keep what is stored).
+#[derive(Debug, Clone, Default)]
+pub struct RedactedRow {
+    pub text: Option<String>,
+    pub call_id: Option<String>,
+    pub source_id: Option<String>,
+}
+
+/// Locks and returns the next `limit` transcripts (by id) that redactor `version` has not
+/// rewritten yet; rows another `voc redact` holds are skipped.
+pub async fn lock_unredacted(
+    conn: &mut sqlx::PgConnection,
+    version: i16,
+    limit: i64,
+) -> Result<Vec<StoredText>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, text, call_id, source_id FROM transcripts WHERE redaction_version < $1
+         ORDER BY redaction_version, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(version)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Marks `ids` as rewritten by redactor `version`, replacing the text, call id and source
+/// id of those given new ones (`None` keeps what is stored).
+pub async fn save_redacted(
+    conn: &mut sqlx::PgConnection,
+    version: i16,
+    ids: &[Uuid],
+    rows: &[RedactedRow],
+) -> Result<(), StoreError> {
+    let texts: Vec<Option<&str>> = rows.iter().map(|r| r.text.as_deref()).collect();
+    let call_ids: Vec<Option<&str>> = rows.iter().map(|r| r.call_id.as_deref()).collect();
+    let source_ids: Vec<Option<&str>> = rows.iter().map(|r| r.source_id.as_deref()).collect();
+    sqlx::query(
+        "UPDATE transcripts t SET text = COALESCE(u.text, t.text),
+             call_id = COALESCE(u.call_id, t.call_id),
+             source_id = COALESCE(u.source_id, t.source_id),
+             redaction_version = $5
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(id, text, call_id, source_id)
+         WHERE t.id = u.id",
+    )
+    .bind(ids)
+    .bind(&texts)
+    .bind(&call_ids)
+    .bind(&source_ids)
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// How many transcripts redactor `version` has not rewritten yet.
+pub async fn count_unredacted(pool: &PgPool, version: i16) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM transcripts WHERE redaction_version < $1")
+            .bind(version)
+            .fetch_one(pool)
             .await?,
     )
 }

@@ -112,6 +112,7 @@ pub fn settings() -> ServiceSettings {
         keys: ApiKeys::default(),
         shutdown_grace: Duration::from_secs(1),
         learning: voc::learning::LearningSettings::default(),
+        redaction: voc::redact::Policy::Redact,
     }
 }
 
