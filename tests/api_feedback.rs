@@ -287,3 +287,72 @@ async fn a_database_outage_answers_503_and_the_service_recovers_without_restart(
     .await;
     assert_eq!(stored.json["text"], "after the outage");
 }
+
+#[sqlx::test]
+async fn two_different_corrections_sent_at_once_are_both_stored_truthfully(pool: sqlx::PgPool) {
+    use voc::store::labels::{record, LabelOutcome, NewLabel};
+    let ids: Vec<uuid::Uuid> = (0..50).map(|_| uuid::Uuid::new_v4()).collect();
+    for id in &ids {
+        sqlx::query("INSERT INTO transcripts (id, text) VALUES ($1, 'a call')")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let send = |id: uuid::Uuid, label: &'static str| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let new = NewLabel {
+                transcript_id: id,
+                task: "sentiment",
+                label,
+                source: "feedback",
+                annotator: Some("qa-anna"),
+            };
+            record(&pool, &[new]).await.unwrap()[0]
+        })
+    };
+    let pairs: Vec<_> = ids
+        .iter()
+        .map(|&id| (id, send(id, "negative"), send(id, "positive")))
+        .collect();
+    for (id, a, b) in pairs {
+        let outcomes = [a.await.unwrap(), b.await.unwrap()];
+        // Each label differs from the other, so neither may claim "unchanged": one was
+        // stored first, the other replaced it.
+        assert!(
+            !outcomes.contains(&LabelOutcome::Unchanged),
+            "{id}: {outcomes:?}"
+        );
+        assert!(
+            outcomes.contains(&LabelOutcome::Created),
+            "{id}: {outcomes:?}"
+        );
+        assert!(
+            outcomes.contains(&LabelOutcome::Replaced),
+            "{id}: {outcomes:?}"
+        );
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT label, superseded_at IS NULL FROM labels WHERE transcript_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows.len(),
+            2,
+            "{id}: both labels are in the history: {rows:?}"
+        );
+        let replaced = if outcomes[0] == LabelOutcome::Replaced {
+            "negative"
+        } else {
+            "positive"
+        };
+        assert_eq!(
+            rows[1],
+            (replaced.to_string(), true),
+            "{id}: the replacing label is current"
+        );
+    }
+}

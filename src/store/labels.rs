@@ -35,7 +35,15 @@ pub async fn record(
     let mut tx = pool.begin().await?;
     let mut outcomes = Vec::with_capacity(labels.len());
     for l in labels {
-        // Lock the current row (if any) so concurrent corrections queue up behind us.
+        // Concurrent labels for the same (transcript, task, annotator) queue up here, so
+        // the later one sees the earlier one's row: locking the current row alone does not
+        // serialize two labels sent when there is no current row yet.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2 || '/' || COALESCE($3, ''), 0))")
+            .bind(l.transcript_id)
+            .bind(l.task)
+            .bind(l.annotator)
+            .execute(&mut *tx)
+            .await?;
         let current: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, label FROM labels
              WHERE transcript_id = $1 AND task = $2
