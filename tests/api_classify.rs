@@ -311,6 +311,44 @@ async fn metrics_count_requests_by_route_and_status_and_predictions_by_label(poo
 }
 
 #[sqlx::test]
+async fn made_up_methods_and_paths_do_not_grow_the_metrics_page(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool).await;
+    for i in 0..200 {
+        let method = format!("AAAA{i}");
+        let a = send_raw(&app, &method, "/health", None, Body::empty(), &[]).await;
+        assert_eq!(a.status, 405, "{method}: {}", a.text);
+        let a = send_raw(
+            &app,
+            &method,
+            &format!("/nope/{i}"),
+            None,
+            Body::empty(),
+            &[],
+        )
+        .await;
+        assert_eq!(a.status, 404, "{method}: {}", a.text);
+    }
+    let m = get(&app, "/metrics").await.text;
+    let series: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("voc_http_requests_total{"))
+        .collect();
+    assert!(
+        series.len() <= 2,
+        "{} series after 400 requests with made-up methods",
+        series.len()
+    );
+    assert_eq!(
+        series,
+        vec![
+            "voc_http_requests_total{method=\"other\",route=\"/health\",status=\"405\"} 200",
+            "voc_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 200",
+        ],
+        "{m}"
+    );
+}
+
+#[sqlx::test]
 async fn the_openapi_document_describes_every_route_and_docs_link_to_it(pool: sqlx::PgPool) {
     let (app, _) = common::app(pool).await;
     let doc = get(&app, "/openapi.json").await.json;
