@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Most requests waiting for inference; beyond it requests get 503 with Retry-After.
     #[arg(long, env = "VOC_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
+    /// Most text bytes held by requests being classified; beyond it requests get 503 with
+    /// Retry-After (at least --body-limit-bytes).
+    #[arg(long, env = "VOC_QUEUE_BYTES", default_value_t = 64 << 20)]
+    pub queue_bytes: usize,
     /// libtorch threads of the inference thread (keep low: tokio and Postgres need cores too).
     #[arg(long, env = "VOC_INFERENCE_THREADS", default_value_t = 1)]
     pub inference_threads: usize,
@@ -123,6 +127,11 @@ impl ServeArgs {
         anyhow::ensure!(self.max_batch_size > 0, "--max-batch-size must be positive");
         anyhow::ensure!(self.queue_capacity > 0, "--queue-capacity must be positive");
         anyhow::ensure!(
+            self.queue_bytes >= self.body_limit_bytes,
+            "--queue-bytes must be at least --body-limit-bytes (else a request the body limit \
+             lets in could never be classified)"
+        );
+        anyhow::ensure!(
             self.max_items_per_request > 0,
             "--max-items-per-request must be positive"
         );
@@ -147,6 +156,7 @@ impl ServeArgs {
                 max_batch_size: self.max_batch_size,
                 max_batch_wait: Duration::from_millis(self.max_batch_wait_ms),
                 queue_capacity: self.queue_capacity,
+                queue_bytes: self.queue_bytes,
                 inference_threads: self.inference_threads.max(1),
                 device,
             },
