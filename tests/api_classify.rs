@@ -475,6 +475,27 @@ async fn the_openapi_document_describes_every_route_and_docs_link_to_it(pool: sq
 }
 
 #[sqlx::test]
+async fn health_answers_503_once_the_inference_thread_is_dead(pool: sqlx::PgPool) {
+    let (app, state) = common::app(pool).await;
+    assert_eq!(get(&app, "/health").await.status, 200);
+    state.pipeline.stop_worker().await;
+    assert!(!state.pipeline.is_alive());
+    for route in ["/health", "/healthz", "/ready", "/readyz"] {
+        let a = get(&app, route).await;
+        assert_eq!(a.status, 503, "{route}: {}", a.text);
+        assert_eq!(
+            a.json["error"]["code"], "unavailable",
+            "{route}: {}",
+            a.text
+        );
+        let message = a.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("inference thread"), "{route}: {message}");
+    }
+    let classify = post_json(&app, "/classify", &json!({"text": "hello"})).await;
+    assert_eq!(classify.status, 503, "{}", classify.text);
+}
+
+#[sqlx::test]
 async fn the_active_model_version_is_recorded_in_postgres(pool: sqlx::PgPool) {
     let (app, state) = common::app(pool.clone()).await;
     let active = voc::store::models::active_version(&pool).await.unwrap();

@@ -134,6 +134,10 @@ enum Command {
         classifier: Box<Classifier>,
         reply: oneshot::Sender<Arc<ActiveModel>>,
     },
+    /// End the inference thread now, as a crash would (see [`Pipeline::stop_worker`]).
+    Stop {
+        stopped: oneshot::Sender<()>,
+    },
 }
 
 /// A cheap, cloneable handle to the pipeline.
@@ -255,6 +259,17 @@ impl Pipeline {
     /// Whether the inference thread is still running (false after a panic in it).
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Ends the inference thread as a panic in it would, and returns once it has ended
+    /// ([`Pipeline::is_alive`] is then false). For tests of what the service does without
+    /// its inference thread; the service itself never calls it.
+    #[doc(hidden)]
+    pub async fn stop_worker(&self) {
+        let (stopped, done) = oneshot::channel();
+        if self.tx.send(Command::Stop { stopped }).is_ok() {
+            let _ = done.await;
+        }
     }
 
     /// Requests waiting for a batch.

@@ -32,6 +32,7 @@ impl InferenceWorker {
     pub fn run(mut self) {
         tch::set_num_threads(self.settings.inference_threads.max(1) as i32);
         let mut held: Option<Command> = None;
+        let mut stopped = None;
         loop {
             let first = match held.take() {
                 Some(c) => c,
@@ -44,6 +45,10 @@ impl InferenceWorker {
                 Command::Swap { classifier, reply } => {
                     let _ = reply.send(self.swap(*classifier));
                 }
+                Command::Stop { stopped: s } => {
+                    stopped = Some(s);
+                    break;
+                }
                 Command::Classify(job) => {
                     let (batch, next) = self.cut_batch(job);
                     held = next;
@@ -53,6 +58,11 @@ impl InferenceWorker {
             }
         }
         tracing::info!("inference worker stopped");
+        // Clear the alive flag before telling `stop_worker` the thread is gone.
+        drop(self);
+        if let Some(s) = stopped {
+            let _ = s.send(());
+        }
     }
 
     /// Collects jobs after `first` until the batch is full or the wait is over. Returns the
