@@ -2,7 +2,7 @@
 
 use crate::learning::{FineTuneSettings, GateSettings, LearningSettings};
 use crate::pipeline::PipelineSettings;
-use crate::service::{ApiKeys, Limits, ServiceSettings};
+use crate::service::{ApiKeys, ConnectionLimits, Limits, ServiceSettings};
 use crate::store::DatabaseSettings;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,6 +55,17 @@ pub struct ServeArgs {
     /// A request taking longer than this is answered 408 (milliseconds).
     #[arg(long, env = "VOC_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// Time a client has to send a request's line and headers (milliseconds); then the
+    /// connection is closed.
+    #[arg(long, env = "VOC_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection idle this long is closed (milliseconds; the header-read
+    /// timeout also closes one idle that long, whichever is shorter).
+    #[arg(long, env = "VOC_IDLE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub idle_timeout_ms: u64,
+    /// Most client connections open at once; more are answered 503 and closed.
+    #[arg(long, env = "VOC_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     /// Comma-separated keys allowed to classify and read models (empty with no admin keys: open).
     #[arg(
         long,
@@ -164,6 +175,11 @@ impl ServeArgs {
                 body_limit_bytes: self.body_limit_bytes,
                 max_items_per_request: self.max_items_per_request,
                 request_timeout: Duration::from_millis(self.request_timeout_ms),
+            },
+            connections: ConnectionLimits {
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+                max_connections: self.max_connections,
             },
             keys: ApiKeys::from_lists(&self.classify_api_keys, &self.admin_api_keys),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_s),

@@ -110,6 +110,7 @@ pub fn settings() -> ServiceSettings {
             max_items_per_request: 8,
             request_timeout: Duration::from_secs(30),
         },
+        connections: Default::default(),
         keys: ApiKeys::default(),
         shutdown_grace: Duration::from_secs(1),
         learning: voc::learning::LearningSettings::default(),
