@@ -346,3 +346,70 @@ async fn with_a_connection_limit_of_two_a_third_connection_is_refused_until_one_
     );
     assert!(terminate(&mut server).success());
 }
+
+/// Runs `voc serve` on `bind` with no API keys in its environment; `Ok(url)` if it started
+/// listening, else `Err((exit status, stderr))`.
+fn serve_without_keys(
+    database_url: &str,
+    bind: &str,
+    extra: &[&str],
+) -> Result<(Child, String), (std::process::ExitStatus, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voc"))
+        .args(["serve", "--bind", bind, "--store"])
+        .arg(common::model_store())
+        .args(["--database-url", database_url])
+        .args(extra)
+        .env_remove("VOC_CLASSIFY_API_KEYS")
+        .env_remove("VOC_ADMIN_API_KEYS")
+        .env_remove("VOC_INSECURE_NO_AUTH")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn voc serve");
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    match common::listening_url(child.stdout.take().unwrap(), Duration::from_secs(60)) {
+        Some(url) => Ok((child, url)),
+        None => {
+            let status = child.wait().unwrap();
+            Err((status, stderr.join().unwrap()))
+        }
+    }
+}
+
+#[sqlx::test]
+async fn serve_on_a_public_address_without_keys_refuses_to_start_unless_told_insecure(
+    _opts: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let url = common::database_url(&connect);
+    match serve_without_keys(&url, "0.0.0.0:0", &[]) {
+        Ok((mut child, listening)) => {
+            let _ = child.kill();
+            panic!("voc serve listened on {listening} with no API keys");
+        }
+        Err((status, stderr)) => {
+            assert!(!status.success());
+            for needed in [
+                "VOC_CLASSIFY_API_KEYS",
+                "VOC_ADMIN_API_KEYS",
+                "--insecure-no-auth",
+            ] {
+                assert!(stderr.contains(needed), "no {needed} in: {stderr}");
+            }
+        }
+    }
+    let (mut insecure, _) = serve_without_keys(&url, "0.0.0.0:0", &["--insecure-no-auth"])
+        .expect("--insecure-no-auth starts on a public address");
+    assert!(terminate(&mut insecure).success());
+    let (mut local, base) =
+        serve_without_keys(&url, "127.0.0.1:0", &[]).expect("a loopback bind starts without keys");
+    let mut stream = TcpStream::connect(address(&base)).unwrap();
+    assert!(get_health(&mut stream).starts_with("HTTP/1.1 200"));
+    assert!(terminate(&mut local).success());
+}

@@ -82,6 +82,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_api_keys: String,
+    /// Serve with no API keys on a non-loopback address (every route open to the network).
+    #[arg(long, env = "VOC_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
     /// How long shutdown waits for requests in flight (seconds).
     #[arg(long, env = "VOC_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
@@ -210,6 +213,16 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     if settings.keys.is_open() {
+        if !args.insecure_no_auth && !is_loopback(&settings.bind) {
+            anyhow::bail!(
+                "refusing to serve {} with no API keys: every route, feedback and transcripts \
+                 included, would be open to the network. Set VOC_CLASSIFY_API_KEYS and/or \
+                 VOC_ADMIN_API_KEYS (or --classify-api-keys/--admin-api-keys), bind a loopback \
+                 address such as 127.0.0.1, or pass --insecure-no-auth (VOC_INSECURE_NO_AUTH=1) \
+                 to serve unauthenticated anyway",
+                settings.bind
+            );
+        }
         tracing::warn!("no API keys configured: every route is open");
     }
     tokio::runtime::Builder::new_multi_thread()
@@ -217,4 +230,41 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("voc-http")
         .build()?
         .block_on(crate::service::serve(settings))
+}
+
+/// Whether `bind` (`host:port`) can only be reached from this machine: a loopback IP or
+/// `localhost`. Anything else, names included, counts as reachable from the network.
+fn is_loopback(bind: &str) -> bool {
+    let host = bind.rsplit_once(':').map_or(bind, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_addresses_count_as_loopback() {
+        for bind in [
+            "127.0.0.1:8080",
+            "127.0.0.2:0",
+            "[::1]:8080",
+            "localhost:8080",
+        ] {
+            assert!(is_loopback(bind), "{bind}");
+        }
+        for bind in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "10.0.0.5:80",
+            "example.com:80",
+            ":8080",
+        ] {
+            assert!(!is_loopback(bind), "{bind}");
+        }
+    }
 }
