@@ -202,6 +202,103 @@ async fn a_full_queue_answers_503_with_retry_after_at_once_and_the_queued_reques
 }
 
 #[sqlx::test]
+async fn a_900_kb_text_gets_the_prediction_of_its_first_max_len_times_64_bytes(pool: sqlx::PgPool) {
+    let mut settings = common::settings();
+    settings.limits.body_limit_bytes = 1 << 20;
+    let (app, state) = common::app_with(settings, pool).await;
+    let max_len = voc::model::read_manifest(&state.pipeline.active().dir)
+        .unwrap()
+        .config
+        .model
+        .max_len;
+    let sentences = [
+        "my card has not arrived yet and it has been two weeks",
+        "배송이 너무 늦어요. 환불해 주세요",
+        "the top up is stuck in pending for hours",
+        "why was I charged twice for one coffee",
+    ];
+    let mut text = String::new();
+    let mut i = 0;
+    while text.len() < 900_000 {
+        text.push_str(sentences[i % sentences.len()]);
+        text.push_str(if i % 7 == 0 { ".\n" } else { ", " });
+        i += 1;
+    }
+    let mut cut = max_len * 64;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let whole = post_json(&app, "/classify", &json!({ "text": text })).await;
+    assert_eq!(whole.status, 200, "{}", whole.text);
+    let head = post_json(&app, "/classify", &json!({ "text": &text[..cut] })).await;
+    assert_eq!(head.status, 200, "{}", head.text);
+    for task in ["category", "sentiment"] {
+        let (w, h) = (
+            &whole.json["predictions"][task],
+            &head.json["predictions"][task],
+        );
+        assert_eq!(w["label"], h["label"], "{task}");
+        for (label, p) in w["probabilities"].as_object().unwrap() {
+            let q = h["probabilities"][label].as_f64().unwrap();
+            assert!(
+                (p.as_f64().unwrap() - q).abs() < 1e-5,
+                "{task}/{label}: {p} vs {q}"
+            );
+        }
+    }
+    let id = whole.json["transcript_id"].as_str().unwrap();
+    let stored = get(&app, &format!("/transcripts/{id}")).await;
+    assert_eq!(
+        stored.json["text"].as_str().unwrap().len(),
+        text.len(),
+        "the whole text is stored"
+    );
+}
+
+#[sqlx::test]
+async fn a_request_over_the_queued_bytes_budget_gets_503_and_a_small_one_still_200(
+    pool: sqlx::PgPool,
+) {
+    let mut settings = common::settings();
+    settings.pipeline.queue_bytes = 4000;
+    // A slow batch: the first request waits this long for company before it is scored.
+    settings.pipeline.max_batch_wait = Duration::from_millis(1500);
+    let (app, state) = common::app_with(settings, pool).await;
+    let alone = post_json(&app, "/classify", &json!({"text": "refund ".repeat(700)})).await;
+    assert_eq!(alone.status, 503, "{}", alone.text);
+    assert_eq!(alone.json["error"]["code"], "overloaded");
+    assert_eq!(alone.headers["retry-after"], "1");
+
+    let first_app = app.clone();
+    let first = tokio::spawn(async move {
+        post_json(
+            &first_app,
+            "/classify",
+            &json!({"text": "card ".repeat(500)}),
+        )
+        .await
+    });
+    let waited = Instant::now();
+    while state.pipeline.queue_depth() < 1 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "first request never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let items: Vec<Value> = (0..3)
+        .map(|_| json!({"text": "charged ".repeat(100)}))
+        .collect();
+    let second = post_json(&app, "/classify", &json!({ "items": items })).await;
+    assert_eq!(second.status, 503, "{}", second.text);
+    assert_eq!(second.json["error"]["code"], "overloaded");
+    let small = post_json(&app, "/classify", &json!({"text": "where is my refund"})).await;
+    assert_eq!(small.status, 200, "{}", small.text);
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.text);
+}
+
+#[sqlx::test]
 async fn admin_routes_stay_closed_when_only_classify_keys_are_configured(pool: sqlx::PgPool) {
     let mut settings = common::settings();
     settings.keys = voc::service::ApiKeys::from_lists("classify-key", "");
@@ -311,6 +408,44 @@ async fn metrics_count_requests_by_route_and_status_and_predictions_by_label(poo
 }
 
 #[sqlx::test]
+async fn made_up_methods_and_paths_do_not_grow_the_metrics_page(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool).await;
+    for i in 0..200 {
+        let method = format!("AAAA{i}");
+        let a = send_raw(&app, &method, "/health", None, Body::empty(), &[]).await;
+        assert_eq!(a.status, 405, "{method}: {}", a.text);
+        let a = send_raw(
+            &app,
+            &method,
+            &format!("/nope/{i}"),
+            None,
+            Body::empty(),
+            &[],
+        )
+        .await;
+        assert_eq!(a.status, 404, "{method}: {}", a.text);
+    }
+    let m = get(&app, "/metrics").await.text;
+    let series: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("voc_http_requests_total{"))
+        .collect();
+    assert!(
+        series.len() <= 2,
+        "{} series after 400 requests with made-up methods",
+        series.len()
+    );
+    assert_eq!(
+        series,
+        vec![
+            "voc_http_requests_total{method=\"other\",route=\"/health\",status=\"405\"} 200",
+            "voc_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 200",
+        ],
+        "{m}"
+    );
+}
+
+#[sqlx::test]
 async fn the_openapi_document_describes_every_route_and_docs_link_to_it(pool: sqlx::PgPool) {
     let (app, _) = common::app(pool).await;
     let doc = get(&app, "/openapi.json").await.json;
@@ -337,6 +472,27 @@ async fn the_openapi_document_describes_every_route_and_docs_link_to_it(pool: sq
     }
     let page = get(&app, "/docs").await;
     assert!(page.text.contains("/openapi.json") && page.text.contains("POST /classify"));
+}
+
+#[sqlx::test]
+async fn health_answers_503_once_the_inference_thread_is_dead(pool: sqlx::PgPool) {
+    let (app, state) = common::app(pool).await;
+    assert_eq!(get(&app, "/health").await.status, 200);
+    state.pipeline.stop_worker().await;
+    assert!(!state.pipeline.is_alive());
+    for route in ["/health", "/healthz", "/ready", "/readyz"] {
+        let a = get(&app, route).await;
+        assert_eq!(a.status, 503, "{route}: {}", a.text);
+        assert_eq!(
+            a.json["error"]["code"], "unavailable",
+            "{route}: {}",
+            a.text
+        );
+        let message = a.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("inference thread"), "{route}: {message}");
+    }
+    let classify = post_json(&app, "/classify", &json!({"text": "hello"})).await;
+    assert_eq!(classify.status, 503, "{}", classify.text);
 }
 
 #[sqlx::test]

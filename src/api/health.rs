@@ -8,18 +8,28 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-/// The process is up.
-pub async fn live() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The process is up and its inference thread runs. Without that thread every
+/// `/classify` fails and nothing in the process starts it again, so liveness fails too and
+/// the orchestrator restarts the process. The database is not checked here (a database
+/// outage is not cured by a restart; `/ready` covers it).
+pub async fn live(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    inference_alive(&state)?;
+    Ok(Json(json!({"status": "ok"})))
 }
 
-/// The inference worker runs and the database answers.
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    if !state.pipeline.is_alive() {
-        return Err(ApiError::Unavailable(
-            "the inference worker has stopped".into(),
-        ));
+fn inference_alive(state: &AppState) -> Result<(), ApiError> {
+    if state.pipeline.is_alive() {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable(
+            "the inference thread has stopped; restart the process".into(),
+        ))
     }
+}
+
+/// The inference thread runs and the database answers.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    inference_alive(&state)?;
     crate::store::ping(&state.pool).await?;
     Ok(Json(json!({
         "status": "ready",

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::service::AppState;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -90,10 +91,13 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Counts every answer by method, route template and status, with its latency.
+/// Counts every answer by method, route template and status, with its latency. Every label
+/// comes from a fixed set, whatever the client sends: `http` accepts any token as a method,
+/// so methods other than the standard ones count as `other`, and paths no route matches
+/// count as `unmatched` (a matched route is its template, e.g. `/transcripts/{id}`).
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -101,10 +105,26 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
         .unwrap_or_else(|| "unmatched".to_string());
     let response = next.run(req).await;
     state.metrics.observe_request(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The metrics label of a method: one of the nine standard methods, else `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }

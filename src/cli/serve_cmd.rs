@@ -2,7 +2,7 @@
 
 use crate::learning::{FineTuneSettings, GateSettings, LearningSettings};
 use crate::pipeline::PipelineSettings;
-use crate::service::{ApiKeys, Limits, ServiceSettings};
+use crate::service::{ApiKeys, ConnectionLimits, Limits, ServiceSettings};
 use crate::store::DatabaseSettings;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Most requests waiting for inference; beyond it requests get 503 with Retry-After.
     #[arg(long, env = "VOC_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
+    /// Most text bytes held by requests being classified; beyond it requests get 503 with
+    /// Retry-After (at least --body-limit-bytes).
+    #[arg(long, env = "VOC_QUEUE_BYTES", default_value_t = 64 << 20)]
+    pub queue_bytes: usize,
     /// libtorch threads of the inference thread (keep low: tokio and Postgres need cores too).
     #[arg(long, env = "VOC_INFERENCE_THREADS", default_value_t = 1)]
     pub inference_threads: usize,
@@ -51,6 +55,17 @@ pub struct ServeArgs {
     /// A request taking longer than this is answered 408 (milliseconds).
     #[arg(long, env = "VOC_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// Time a client has to send a request's line and headers (milliseconds); then the
+    /// connection is closed.
+    #[arg(long, env = "VOC_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection idle this long is closed (milliseconds; the header-read
+    /// timeout also closes one idle that long, whichever is shorter).
+    #[arg(long, env = "VOC_IDLE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub idle_timeout_ms: u64,
+    /// Most client connections open at once; more are answered 503 and closed.
+    #[arg(long, env = "VOC_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     /// Comma-separated keys allowed to classify and read models (empty with no admin keys: open).
     #[arg(
         long,
@@ -67,6 +82,9 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_api_keys: String,
+    /// Serve with no API keys on a non-loopback address (every route open to the network).
+    #[arg(long, env = "VOC_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
     /// How long shutdown waits for requests in flight (seconds).
     #[arg(long, env = "VOC_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
@@ -127,6 +145,11 @@ impl ServeArgs {
         anyhow::ensure!(self.max_batch_size > 0, "--max-batch-size must be positive");
         anyhow::ensure!(self.queue_capacity > 0, "--queue-capacity must be positive");
         anyhow::ensure!(
+            self.queue_bytes >= self.body_limit_bytes,
+            "--queue-bytes must be at least --body-limit-bytes (else a request the body limit \
+             lets in could never be classified)"
+        );
+        anyhow::ensure!(
             self.max_items_per_request > 0,
             "--max-items-per-request must be positive"
         );
@@ -151,6 +174,7 @@ impl ServeArgs {
                 max_batch_size: self.max_batch_size,
                 max_batch_wait: Duration::from_millis(self.max_batch_wait_ms),
                 queue_capacity: self.queue_capacity,
+                queue_bytes: self.queue_bytes,
                 inference_threads: self.inference_threads.max(1),
                 device,
             },
@@ -158,6 +182,11 @@ impl ServeArgs {
                 body_limit_bytes: self.body_limit_bytes,
                 max_items_per_request: self.max_items_per_request,
                 request_timeout: Duration::from_millis(self.request_timeout_ms),
+            },
+            connections: ConnectionLimits {
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+                max_connections: self.max_connections,
             },
             keys: ApiKeys::from_lists(&self.classify_api_keys, &self.admin_api_keys),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
@@ -189,6 +218,16 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     if settings.keys.is_open() {
+        if !args.insecure_no_auth && !is_loopback(&settings.bind) {
+            anyhow::bail!(
+                "refusing to serve {} with no API keys: every route, feedback and transcripts \
+                 included, would be open to the network. Set VOC_CLASSIFY_API_KEYS and/or \
+                 VOC_ADMIN_API_KEYS (or --classify-api-keys/--admin-api-keys), bind a loopback \
+                 address such as 127.0.0.1, or pass --insecure-no-auth (VOC_INSECURE_NO_AUTH=1) \
+                 to serve unauthenticated anyway",
+                settings.bind
+            );
+        }
         tracing::warn!("no API keys configured: every route is open");
     }
     if !settings.redaction.is_on() {
@@ -202,4 +241,41 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("voc-http")
         .build()?
         .block_on(crate::service::serve(settings))
+}
+
+/// Whether `bind` (`host:port`) can only be reached from this machine: a loopback IP or
+/// `localhost`. Anything else, names included, counts as reachable from the network.
+fn is_loopback(bind: &str) -> bool {
+    let host = bind.rsplit_once(':').map_or(bind, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_loopback_addresses_count_as_loopback() {
+        for bind in [
+            "127.0.0.1:8080",
+            "127.0.0.2:0",
+            "[::1]:8080",
+            "localhost:8080",
+        ] {
+            assert!(is_loopback(bind), "{bind}");
+        }
+        for bind in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "10.0.0.5:80",
+            "example.com:80",
+            ":8080",
+        ] {
+            assert!(!is_loopback(bind), "{bind}");
+        }
+    }
 }

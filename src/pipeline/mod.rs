@@ -85,6 +85,9 @@ pub struct PipelineSettings {
     pub max_batch_wait: Duration,
     /// Most requests waiting for a batch; more are refused at once (503).
     pub queue_capacity: usize,
+    /// Most text bytes held by requests in the pipeline (queued, scored or being stored);
+    /// a request that would go over is refused at once (503), like one over `queue_capacity`.
+    pub queue_bytes: usize,
     /// libtorch intra-op threads for the inference thread.
     pub inference_threads: usize,
     pub device: tch::Device,
@@ -96,6 +99,34 @@ struct Job {
     items: Vec<TextToClassify>,
     enqueued: Instant,
     reply: Reply,
+    /// Gives the job's text bytes back to the budget when the job is done with.
+    _bytes: HeldBytes,
+}
+
+/// Text bytes counted against [`PipelineSettings::queue_bytes`] until dropped.
+struct HeldBytes {
+    held: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl HeldBytes {
+    /// Counts `bytes` in `held` if that stays within `budget`.
+    fn take(held: &Arc<AtomicUsize>, bytes: usize, budget: usize) -> Option<HeldBytes> {
+        held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+            now.checked_add(bytes).filter(|total| *total <= budget)
+        })
+        .ok()
+        .map(|_| HeldBytes {
+            held: held.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
 }
 
 enum Command {
@@ -105,6 +136,10 @@ enum Command {
         classifier: Box<Classifier>,
         reply: oneshot::Sender<Arc<ActiveModel>>,
     },
+    /// End the inference thread now, as a crash would (see [`Pipeline::stop_worker`]).
+    Stop {
+        stopped: oneshot::Sender<()>,
+    },
 }
 
 /// A cheap, cloneable handle to the pipeline.
@@ -113,6 +148,9 @@ pub struct Pipeline {
     tx: mpsc::Sender<Command>,
     depth: Arc<AtomicUsize>,
     capacity: usize,
+    /// Text bytes of the requests in the pipeline, and their most.
+    bytes: Arc<AtomicUsize>,
+    byte_budget: usize,
     active: Arc<RwLock<Arc<ActiveModel>>>,
     alive: Arc<std::sync::atomic::AtomicBool>,
     device: tch::Device,
@@ -153,6 +191,8 @@ impl Pipeline {
                 tx,
                 depth,
                 capacity: settings.queue_capacity,
+                bytes: Arc::new(AtomicUsize::new(0)),
+                byte_budget: settings.queue_bytes,
                 active,
                 alive,
                 device: settings.device,
@@ -166,6 +206,9 @@ impl Pipeline {
         &self,
         items: Vec<TextToClassify>,
     ) -> Result<Vec<Classified>, PipelineError> {
+        let text_bytes = items.iter().map(|i| i.text.len()).sum();
+        let held = HeldBytes::take(&self.bytes, text_bytes, self.byte_budget)
+            .ok_or(PipelineError::Overloaded)?;
         if self.depth.fetch_add(1, Ordering::SeqCst) >= self.capacity {
             self.depth.fetch_sub(1, Ordering::SeqCst);
             return Err(PipelineError::Overloaded);
@@ -175,6 +218,7 @@ impl Pipeline {
             items,
             enqueued: Instant::now(),
             reply,
+            _bytes: held,
         };
         if self.tx.send(Command::Classify(job)).is_err() {
             self.depth.fetch_sub(1, Ordering::SeqCst);
@@ -217,6 +261,17 @@ impl Pipeline {
     /// Whether the inference thread is still running (false after a panic in it).
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Ends the inference thread as a panic in it would, and returns once it has ended
+    /// ([`Pipeline::is_alive`] is then false). For tests of what the service does without
+    /// its inference thread; the service itself never calls it.
+    #[doc(hidden)]
+    pub async fn stop_worker(&self) {
+        let (stopped, done) = oneshot::channel();
+        if self.tx.send(Command::Stop { stopped }).is_ok() {
+            let _ = done.await;
+        }
     }
 
     /// Requests waiting for a batch.

@@ -32,6 +32,7 @@ impl InferenceWorker {
     pub fn run(mut self) {
         tch::set_num_threads(self.settings.inference_threads.max(1) as i32);
         let mut held: Option<Command> = None;
+        let mut stopped = None;
         loop {
             let first = match held.take() {
                 Some(c) => c,
@@ -44,6 +45,10 @@ impl InferenceWorker {
                 Command::Swap { classifier, reply } => {
                     let _ = reply.send(self.swap(*classifier));
                 }
+                Command::Stop { stopped: s } => {
+                    stopped = Some(s);
+                    break;
+                }
                 Command::Classify(job) => {
                     let (batch, next) = self.cut_batch(job);
                     held = next;
@@ -53,6 +58,11 @@ impl InferenceWorker {
             }
         }
         tracing::info!("inference worker stopped");
+        // Clear the alive flag before telling `stop_worker` the thread is gone.
+        drop(self);
+        if let Some(s) = stopped {
+            let _ = s.send(());
+        }
     }
 
     /// Collects jobs after `first` until the batch is full or the wait is over. Returns the
@@ -95,9 +105,10 @@ impl InferenceWorker {
         if batch.is_empty() {
             return;
         }
+        let max_len = self.classifier.manifest().config.model.max_len;
         let texts: Vec<&str> = batch
             .iter()
-            .flat_map(|j| j.items.iter().map(|i| i.text.as_str()))
+            .flat_map(|j| j.items.iter().map(|i| model_input(&i.text, max_len)))
             .collect();
         let started = Instant::now();
         let result = self.classifier.predict(&texts);
@@ -141,5 +152,44 @@ impl InferenceWorker {
         self.writer.metrics.set_active_version(&model.version);
         tracing::info!(version = %model.version, "model version now serving");
         model
+    }
+}
+
+/// Bytes of text the tokenizer is given per token the model reads.
+const BYTES_PER_TOKEN: usize = 64;
+
+/// The part of `text` the tokenizer sees: its first `max_len * 64` bytes, cut back to a
+/// character boundary. The model reads only the first `max_len` tokens, and a WordPiece token
+/// stands for a piece of one word (at most 100 characters, `max_input_chars_per_word`) plus
+/// the whitespace and punctuation before it, so ordinary text reaches `max_len` tokens long
+/// before the cut and the model sees the same tokens as with the whole text. Only text that
+/// averages more than 64 bytes a token (long runs of spaces, "words" of over 64 bytes, each
+/// one `[UNK]`) is read on its first `max_len * 64` bytes instead; either way the inference
+/// thread never tokenizes a megabyte to keep a few hundred tokens. The stored text is whole.
+pub(super) fn model_input(text: &str, max_len: usize) -> &str {
+    let limit = max_len.saturating_mul(BYTES_PER_TOKEN);
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_input;
+
+    #[test]
+    fn the_model_input_is_cut_at_a_char_boundary_after_max_len_times_64_bytes() {
+        let korean = "가".repeat(100_000);
+        let cut = model_input(&korean, 128);
+        assert_eq!(cut.len(), 128 * 64 - 2, "the last whole 3-byte character");
+        assert!(korean.starts_with(cut));
+        let ascii = "a".repeat(128 * 64 + 1);
+        assert_eq!(model_input(&ascii, 128).len(), 128 * 64);
+        assert_eq!(model_input("short text", 128), "short text");
     }
 }

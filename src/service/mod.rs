@@ -1,6 +1,7 @@
 //! The HTTP service's shared state and settings, and its start-up and run sequence.
 
 pub mod activation;
+mod http;
 pub mod redaction;
 mod run;
 mod startup;
@@ -66,6 +67,29 @@ impl Default for Limits {
     }
 }
 
+/// What one client connection may hold: slow or idle sockets are closed, and beyond
+/// `max_connections` new ones are refused.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Time a client has to send a request's line and headers. hyper counts it from when it
+    /// starts waiting for a request, so it also bounds the wait between keep-alive requests.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+            max_connections: 1024,
+        }
+    }
+}
+
 /// Everything `voc serve` is configured with (see `voc serve --help`).
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -76,6 +100,7 @@ pub struct ServiceSettings {
     pub model_version: Option<String>,
     pub pipeline: PipelineSettings,
     pub limits: Limits,
+    pub connections: ConnectionLimits,
     pub keys: ApiKeys,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,

@@ -21,12 +21,12 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
     let app = crate::api::app(state.clone());
     let grace = settings.shutdown_grace;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = super::http::serve(listener, app, settings.connections.clone(), async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(());
     });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     tokio::select! {
         r = server => {
             r.context("server task")?.context("server")?;
