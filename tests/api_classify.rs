@@ -569,3 +569,53 @@ async fn a_request_larger_than_the_batch_size_is_scored_alone_and_answered_whole
         .unwrap();
     assert_eq!(n, 9);
 }
+
+#[sqlx::test]
+async fn added_classes_refuse_invisible_characters_and_stop_at_the_limit(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let stored = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM task_labels")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        n
+    };
+    // Looks like "Refund delay" but is another string; a control character likewise.
+    for label in [
+        "Refund\u{200B} delay",
+        "Refund\u{202E}delay",
+        "Refund\u{7}delay",
+    ] {
+        let a = post_json(&app, "/tasks/category/labels", &json!({ "label": label })).await;
+        assert_eq!(a.status, 422, "{label:?}: {}", a.text);
+        assert!(a.text.contains("invisible"), "{}", a.text);
+    }
+    assert_eq!(stored().await, 0);
+
+    // At most 50 classes may be added to a task (`MAX_ADDED_CLASSES`).
+    for i in 0..50 {
+        let a = post_json(
+            &app,
+            "/tasks/category/labels",
+            &json!({ "label": format!("reason {i}") }),
+        )
+        .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let over = post_json(
+        &app,
+        "/tasks/category/labels",
+        &json!({"label": "one too many"}),
+    )
+    .await;
+    assert_eq!(over.status, 422, "{}", over.text);
+    assert_eq!(stored().await, 50);
+    // A class already added is still answered as known.
+    let known = post_json(
+        &app,
+        "/tasks/category/labels",
+        &json!({"label": "reason 0"}),
+    )
+    .await;
+    assert_eq!(known.status, 200, "{}", known.text);
+}

@@ -8,6 +8,23 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+
+/// Whether `presented` is one of `keys`, compared so the time taken does not depend on how
+/// much of a key matches: both sides are hashed to 32 bytes and every byte of every key is
+/// compared (a `HashSet` lookup ends at the first differing byte).
+fn is_one_of(keys: &HashSet<String>, presented: &str) -> bool {
+    let want = Sha256::digest(presented.as_bytes());
+    keys.iter().fold(false, |found, key| {
+        let have = Sha256::digest(key.as_bytes());
+        let diff = want
+            .iter()
+            .zip(have.iter())
+            .fold(0u8, |d, (a, b)| d | (a ^ b));
+        found | (diff == 0)
+    })
+}
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
@@ -28,7 +45,7 @@ pub async fn require_classify_key(
     let keys = &state.keys;
     let allowed = keys.is_open()
         || presented_key(req.headers())
-            .is_some_and(|k| keys.classify.contains(k) || keys.admin.contains(k));
+            .is_some_and(|k| is_one_of(&keys.classify, k) | is_one_of(&keys.admin, k));
     if !allowed {
         return Err(ApiError::Unauthorized);
     }
@@ -43,9 +60,31 @@ pub async fn require_admin_key(
     let keys = &state.keys;
     // Configuring only classify keys closes the admin routes; it must not open them.
     let allowed =
-        keys.is_open() || presented_key(req.headers()).is_some_and(|k| keys.admin.contains(k));
+        keys.is_open() || presented_key(req.headers()).is_some_and(|k| is_one_of(&keys.admin, k));
     if !allowed {
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_one_of;
+
+    #[test]
+    fn a_key_matches_only_itself() {
+        let keys = ["s3cret-admin".to_string(), "other".to_string()].into();
+        assert!(is_one_of(&keys, "s3cret-admin"));
+        assert!(is_one_of(&keys, "other"));
+        for wrong in [
+            "s3cret-admiN",
+            "s3cret-admin ",
+            "s3cret",
+            "",
+            "s3cret-admin-and-more",
+        ] {
+            assert!(!is_one_of(&keys, wrong), "{wrong:?}");
+        }
+        assert!(!is_one_of(&Default::default(), "anything"));
+    }
 }

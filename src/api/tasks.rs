@@ -15,6 +15,20 @@ use std::collections::BTreeMap;
 /// Longest class name accepted.
 const MAX_LABEL_CHARS: usize = 100;
 
+/// Most classes that may be added to one task (each grows the task's head and the label
+/// list every client is shown; a typo loop must not grow them without end).
+const MAX_ADDED_CLASSES: usize = 50;
+
+/// Characters a class name may not hold: control characters, and the invisible ones that
+/// would make two names look the same (zero-width spaces and joiners, direction marks and
+/// overrides, word joiners, the byte-order mark, the soft hyphen).
+fn is_invisible_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Every class feedback may use: the active model's, then the ones added since.
 pub async fn allowed(state: &AppState) -> Result<Vec<TaskLabels>, ApiError> {
     let added = labels::added_classes(&state.pool).await?;
@@ -61,9 +75,15 @@ pub async fn add_label(
     ApiJson(body): ApiJson<NewLabel>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
     let label = body.label.trim();
-    if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS || label.contains('\0') {
+    if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS {
         return Err(ApiError::unprocessable(format!(
-            "`label` must be 1 to {MAX_LABEL_CHARS} characters, without NUL"
+            "`label` must be 1 to {MAX_LABEL_CHARS} characters"
+        )));
+    }
+    if let Some(c) = label.chars().find(|&c| is_invisible_or_control(c)) {
+        return Err(ApiError::unprocessable(format!(
+            "`label` must not hold control or invisible characters (found U+{:04X})",
+            c as u32
         )));
     }
     let tasks: BTreeMap<String, TaskLabels> = allowed(&state)
@@ -77,6 +97,14 @@ pub async fn add_label(
             tasks.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
+    let added = labels::added_classes(&state.pool).await?;
+    let added_here = added.get(&task).map_or(0, Vec::len);
+    if known.index_of(label).is_none() && added_here >= MAX_ADDED_CLASSES {
+        return Err(ApiError::unprocessable(format!(
+            "task '{task}' already has {added_here} added classes, the most allowed \
+             ({MAX_ADDED_CLASSES}); a training run learns them, after which they count as the model's own"
+        )));
+    }
     let created =
         known.index_of(label).is_none() && labels::add_class(&state.pool, &task, label).await?;
     let status = if created {
@@ -88,4 +116,22 @@ pub async fn add_label(
         status,
         ApiJson(json!({ "task": task, "label": label, "created": created })),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_invisible_or_control;
+
+    #[test]
+    fn invisible_and_control_characters_are_caught_and_letters_are_not() {
+        for c in [
+            '\u{0}', '\n', '\u{7F}', '\u{200B}', '\u{200D}', '\u{202E}', '\u{2066}', '\u{FEFF}',
+            '\u{00AD}',
+        ] {
+            assert!(is_invisible_or_control(c), "U+{:04X}", c as u32);
+        }
+        for c in ['a', ' ', 'é', '환', '-', '_'] {
+            assert!(!is_invisible_or_control(c), "{c}");
+        }
+    }
 }

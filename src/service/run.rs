@@ -15,6 +15,9 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.bind))?;
     let addr = listener.local_addr()?;
+    // Registered before anyone can learn the port: a SIGTERM sent right after the
+    // "listening" line must shut down gracefully, not kill the process.
+    let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
     tracing::info!(%addr, "listening");
     // Scripts and tests read this line to learn the port.
     println!("listening on http://{addr}");
@@ -22,7 +25,7 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
     let grace = settings.shutdown_grace;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = super::http::serve(listener, app, settings.connections.clone(), async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(());
     });
@@ -50,23 +53,25 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM, with the handlers installed now (a handler installed only when the
+/// future is first polled leaves a window in which the default action kills the process).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
