@@ -27,6 +27,13 @@ fn trains_above_chance_and_reloads_identically(config: TrainConfig) -> serde_jso
         .unwrap()
 }
 
+fn weights(version: &std::path::Path) -> std::collections::BTreeMap<String, tch::Tensor> {
+    tch::Tensor::read_safetensors(version.join("weights.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
 fn tensor_names(version: &std::path::Path) -> Vec<String> {
     tch::Tensor::read_safetensors(version.join("weights.safetensors"))
         .unwrap()
@@ -55,11 +62,7 @@ fn cross_stitch_sharing_trains_and_learns_its_mixing_units() {
     let store = tempfile::tempdir().unwrap();
     trains_above_chance_and_reloads_identically(c.clone());
     let summary = train_fixture("demo_train.jsonl", "demo_test.jsonl", c, store.path());
-    let weights: std::collections::BTreeMap<String, tch::Tensor> =
-        tch::Tensor::read_safetensors(summary.version_dir.join("weights.safetensors"))
-            .unwrap()
-            .into_iter()
-            .collect();
+    let weights = weights(&summary.version_dir);
     let unit = &weights["cross_stitch.features"];
     let start = tch::Tensor::from_slice(&[0.9f32, 0.1, 0.1, 0.9]).view([2, 2]);
     let moved = (unit - start).abs().max().double_value(&[]);
@@ -120,11 +123,7 @@ fn character_ngrams_train_and_their_buckets_are_saved_with_the_weights() {
     trains_above_chance_and_reloads_identically(c.clone());
     let store = tempfile::tempdir().unwrap();
     let summary = train_fixture("demo_train.jsonl", "demo_test.jsonl", c, store.path());
-    let weights: std::collections::BTreeMap<String, tch::Tensor> =
-        tch::Tensor::read_safetensors(summary.version_dir.join("weights.safetensors"))
-            .unwrap()
-            .into_iter()
-            .collect();
+    let weights = weights(&summary.version_dir);
     // One row of bucket ids per vocabulary entry, filled from the tokenizer.
     let buckets = &weights["encoder.ngrams.char_buckets"];
     let embedding = &weights["encoder.embedding.weight"];

@@ -6,10 +6,7 @@ use super::data_args::DataArgs;
 use crate::data::detect_tasks;
 use crate::redact::{describe_counts, redact_unique_id, Policy, Redactor};
 use crate::store::imports::{import_rows, ImportCounts, ImportRow};
-use crate::store::DatabaseSettings;
-use anyhow::Context;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
@@ -73,14 +70,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let total = runtime.block_on(async {
-        let pool = crate::store::connect_lazy(&DatabaseSettings {
-            url: args.database_url.clone(),
-            max_connections: 2,
-            acquire_timeout: Duration::from_secs(10),
-        })?;
-        crate::store::migrate(&pool)
-            .await
-            .context("cannot apply the database migrations (is the URL right and Postgres up?)")?;
+        let pool = super::migrated_pool(&args.database_url).await?;
         let mut total = ImportCounts::default();
         for (chunk, ids) in data
             .examples

@@ -61,6 +61,21 @@ fn report_redaction(
 }
 
 /// Logs go to stderr; `RUST_LOG` filters them (default `info`).
+/// A small pool on `url` with the migrations applied, for the commands that write to
+/// Postgres outside `voc serve` (`import`, `redact`).
+async fn migrated_pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
+    use anyhow::Context;
+    let pool = crate::store::connect_lazy(&crate::store::DatabaseSettings {
+        url: url.to_string(),
+        max_connections: 2,
+        acquire_timeout: std::time::Duration::from_secs(10),
+    })?;
+    crate::store::migrate(&pool)
+        .await
+        .context("cannot apply the database migrations (is the URL right and Postgres up?)")?;
+    Ok(pool)
+}
+
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

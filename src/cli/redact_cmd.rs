@@ -5,10 +5,8 @@
 use crate::redact::eval::{evaluate, read_labeled};
 use crate::redact::stored::{redact_next_batch, RedactionTotals};
 use crate::redact::{Redactor, REDACTION_VERSION};
-use crate::store::DatabaseSettings;
 use anyhow::Context;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct RedactArgs {
@@ -55,14 +53,7 @@ pub fn run(args: RedactArgs) -> anyhow::Result<()> {
 }
 
 async fn redact_database(url: &str, batch: i64) -> anyhow::Result<RedactionTotals> {
-    let pool = crate::store::connect_lazy(&DatabaseSettings {
-        url: url.to_string(),
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(10),
-    })?;
-    crate::store::migrate(&pool)
-        .await
-        .context("cannot apply the database migrations (is the URL right and Postgres up?)")?;
+    let pool = super::migrated_pool(url).await?;
     let left = crate::store::transcripts::count_unredacted(&pool, REDACTION_VERSION).await?;
     eprintln!("{left} transcripts to redact (redactor version {REDACTION_VERSION})");
     let mut totals = RedactionTotals::default();
