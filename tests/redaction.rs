@@ -452,12 +452,13 @@ fn a_new_tokenizer_keeps_every_tag_whole_through_save_and_load() {
             .map(|&i| i as u32)
             .collect::<Vec<_>>()
     );
-    // Learned twice from the same text: the same ids (canonical numbering kept).
+    // Learned twice from the same text: the tags keep their fixed ids. (The rest of the
+    // vocabulary may differ by an entry: the `tokenizers` WordPiece trainer does not always
+    // learn the same vocabulary twice, see the README; CI once saw 88 against 87 here.)
     let again = TextTokenizer::train(texts.iter().map(String::as_str), 200, 64).unwrap();
-    assert_eq!(
-        again.encode(sentence).unwrap(),
-        tokenizer.encode(sentence).unwrap()
-    );
+    for tag in voc::redact::all_tags() {
+        assert_eq!(again.token_id(tag), tokenizer.token_id(tag), "{tag}");
+    }
 }
 
 #[test]
