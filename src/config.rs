@@ -69,6 +69,64 @@ impl NgramConfig {
     }
 }
 
+/// The TF-IDF companion beside the network (see `model::tfidf`): a logistic regression on
+/// TF-IDF word and character n-grams per task, trained after the network, whose
+/// probabilities are averaged with the network's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TfidfConfig {
+    pub enabled: bool,
+    /// Longest word n-gram (words: runs of two or more letters or digits, lower-cased).
+    pub word_max: usize,
+    /// Character n-grams `char_min..=char_max`, inside word boundaries (each word read
+    /// with a space on either side); `char_max = 0` leaves them out.
+    pub char_min: usize,
+    pub char_max: usize,
+    /// A feature must occur in at least this many training texts.
+    pub min_df: usize,
+    /// At most this many features (the most frequent ones are kept).
+    pub max_features: usize,
+    /// Inverse L2 strength, as scikit-learn's `C`: the loss is the class-balanced mean
+    /// cross-entropy plus `|W|^2 / (2 C n)` over `n` labeled rows.
+    pub c: f64,
+    /// At most this many full-batch Adam steps (fewer when the validation macro-F1 stops
+    /// improving), and their learning rate.
+    pub iterations: usize,
+    pub learning_rate: f64,
+    /// The companion's share `w` in `(1 - w) * network + w * tfidf`, chosen per task on the
+    /// validation rows from `mix_min..=mix_max` in steps of 0.1 (0.5 without validation labels).
+    pub mix_min: f64,
+    pub mix_max: f64,
+}
+
+impl Default for TfidfConfig {
+    fn default() -> Self {
+        TfidfConfig {
+            enabled: true,
+            word_max: 2,
+            char_min: 2,
+            char_max: 5,
+            min_df: 1,
+            max_features: 1 << 20,
+            c: 4.0,
+            iterations: 200,
+            learning_rate: 0.1,
+            mix_min: 0.3,
+            mix_max: 0.7,
+        }
+    }
+}
+
+impl TfidfConfig {
+    /// Switched off: what versions saved before the companion existed have.
+    pub fn off() -> TfidfConfig {
+        TfidfConfig {
+            enabled: false,
+            ..Default::default()
+        }
+    }
+}
+
 /// `training.loss_weighting` in the TOML config.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -141,6 +199,10 @@ pub struct ModelConfig {
     /// The wide hashed n-gram branch beside the encoder (off in versions saved before it).
     #[serde(default = "NgramConfig::off")]
     pub ngrams: NgramConfig,
+    /// The TF-IDF logistic regression averaged with the network (off in versions saved
+    /// before it).
+    #[serde(default = "TfidfConfig::off")]
+    pub tfidf: TfidfConfig,
 }
 
 impl Default for ModelConfig {
@@ -157,6 +219,7 @@ impl Default for ModelConfig {
             assoc_dim: 128,
             sharing: Sharing::Hard,
             ngrams: NgramConfig::default(),
+            tfidf: TfidfConfig::default(),
         }
     }
 }
@@ -378,6 +441,23 @@ impl TrainConfig {
             && (n.char_min < 1 || n.char_min > n.char_max || n.char_per_token < 1)
         {
             return bad("model.ngrams needs 1 <= char_min <= char_max and char_per_token >= 1 (char_max = 0: no character n-grams)");
+        }
+        let f = &m.tfidf;
+        if f.enabled {
+            if f.word_max == 0 && f.char_max == 0 {
+                return bad("model.tfidf needs word_max or char_max above 0");
+            }
+            if f.char_max > 0 && (f.char_min < 1 || f.char_min > f.char_max) {
+                return bad("model.tfidf needs 1 <= char_min <= char_max (char_max = 0: no character n-grams)");
+            }
+            if f.max_features == 0 || f.iterations == 0 || f.c <= 0.0 || f.learning_rate <= 0.0 {
+                return bad(
+                    "model.tfidf max_features, iterations, c and learning_rate must be positive",
+                );
+            }
+            if !(0.0 <= f.mix_min && f.mix_min <= f.mix_max && f.mix_max <= 1.0) {
+                return bad("model.tfidf needs 0 <= mix_min <= mix_max <= 1");
+            }
         }
         if !(0.0..1.0).contains(&m.dropout) {
             return bad("model.dropout must be in [0, 1)");

@@ -25,7 +25,8 @@ fn english_intents_train_well_above_chance_and_reload_with_identical_scores() {
     let test = read("banking77_test.jsonl");
     let examples: Vec<_> = test.examples.iter().collect();
     let rows = loaded.encode_rows(&examples).unwrap();
-    let reloaded = evaluate_classifier(&loaded, &rows);
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let reloaded = evaluate_classifier(&loaded, &texts, &rows).unwrap();
     assert_eq!(
         reloaded, summary.validation,
         "a reloaded model must score exactly as trained"

@@ -19,10 +19,13 @@ fn trains_above_chance_and_reloads_identically(config: TrainConfig) -> serde_jso
     assert!(sentiment > 0.6, "sentiment macro-F1 {sentiment}");
     let loaded = Classifier::load(&summary.version_dir, tch::Device::Cpu).unwrap();
     let test = read("demo_test.jsonl");
-    let rows = loaded
-        .encode_rows(&test.examples.iter().collect::<Vec<_>>())
-        .unwrap();
-    assert_eq!(evaluate_classifier(&loaded, &rows), summary.validation);
+    let examples: Vec<_> = test.examples.iter().collect();
+    let rows = loaded.encode_rows(&examples).unwrap();
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(
+        evaluate_classifier(&loaded, &texts, &rows).unwrap(),
+        summary.validation
+    );
     serde_json::from_slice(&std::fs::read(summary.version_dir.join("metrics.json")).unwrap())
         .unwrap()
 }
@@ -131,4 +134,70 @@ fn character_ngrams_train_and_their_buckets_are_saved_with_the_weights() {
     assert_eq!(buckets.kind(), tch::Kind::Int64);
     let filled = buckets.ge(0).sum(tch::Kind::Int64).int64_value(&[]);
     assert!(filled > buckets.size()[0], "only {filled} buckets filled");
+}
+
+#[test]
+fn the_tfidf_companion_is_saved_and_averaged_into_every_answer() {
+    let store = tempfile::tempdir().unwrap();
+    let summary = train_fixture(
+        "demo_train.jsonl",
+        "demo_test.jsonl",
+        config(),
+        store.path(),
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary.version_dir.join("metrics.json")).unwrap())
+            .unwrap();
+    let report = &metrics["tfidf"];
+    assert!(report["features"].as_u64().unwrap() > 1000, "{report}");
+    for task in ["category", "sentiment"] {
+        let mix = report["tasks"][task]["mix"].as_f64().unwrap();
+        assert!((0.3..=0.7).contains(&mix), "{task}: share {mix}");
+        assert!(report["tasks"][task]["valid_tfidf"].as_f64().unwrap() > 0.5);
+    }
+    let names = tensor_names(&summary.version_dir);
+    for name in [
+        "tfidf.features",
+        "tfidf.idf",
+        "tfidf.category.weight",
+        "tfidf.sentiment.mix",
+    ] {
+        assert!(
+            names.contains(&name.to_string()),
+            "{name} missing: {names:?}"
+        );
+    }
+    // The answer is exactly (1 - share) * network + share * companion, task by task.
+    let loaded = Classifier::load(&summary.version_dir, tch::Device::Cpu).unwrap();
+    let texts = [
+        "my card was declined at the shop",
+        "영화 정말 재밌어요 최고",
+    ];
+    let answered = loaded.probabilities(&texts).unwrap();
+    let rows = loaded.encode(&texts).unwrap();
+    let network = voc::model::classifier::probabilities(loaded.net(), &rows, tch::Device::Cpu);
+    let companion = loaded.tfidf().expect("a companion").probabilities(&texts);
+    for (t, head) in loaded.tfidf().unwrap().heads().iter().enumerate() {
+        let expected = &network[t] * (1.0 - head.mix) + &companion[t] * head.mix;
+        assert!(
+            answered[t].allclose(&expected, 1e-6, 1e-7, false),
+            "task {t}"
+        );
+        assert!(
+            !answered[t].allclose(&network[t], 1e-4, 1e-4, false),
+            "task {t}: companion unused"
+        );
+    }
+}
+
+#[test]
+fn without_the_tfidf_companion_the_network_answers_alone() {
+    let mut c = config();
+    c.model.tfidf.enabled = false;
+    let store = tempfile::tempdir().unwrap();
+    let summary = train_fixture("demo_train.jsonl", "demo_test.jsonl", c, store.path());
+    let names = tensor_names(&summary.version_dir);
+    assert!(!names.iter().any(|n| n.starts_with("tfidf.")), "{names:?}");
+    let loaded = Classifier::load(&summary.version_dir, tch::Device::Cpu).unwrap();
+    assert!(loaded.tfidf().is_none());
 }

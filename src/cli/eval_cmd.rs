@@ -3,7 +3,7 @@
 use super::data_args::DataArgs;
 use crate::model::encoded::EncodedRows;
 use crate::model::{parse_device, Classifier};
-use crate::train::evaluate::evaluate_classifier;
+use crate::train::evaluate::{evaluate, evaluate_classifier};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -16,6 +16,9 @@ pub struct EvalArgs {
     pub data: PathBuf,
     #[command(flatten)]
     pub data_args: DataArgs,
+    /// Score the network alone, without the version's TF-IDF companion.
+    #[arg(long)]
+    pub network_only: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -39,7 +42,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let report = evaluate_classifier(&classifier, &rows);
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let report = if args.network_only {
+        evaluate(classifier.net(), &rows, &tasks, device)
+    } else {
+        evaluate_classifier(&classifier, &texts, &rows)?
+    };
     if report.tasks.is_empty() {
         anyhow::bail!(
             "{} has no labels for the model's tasks ({})",

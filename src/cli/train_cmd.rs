@@ -92,6 +92,10 @@ pub struct TrainArgs {
     /// Train without the wide hashed n-gram branch.
     #[arg(long)]
     pub no_ngrams: bool,
+    /// Train without the TF-IDF companion (the logistic regression on TF-IDF word and
+    /// character n-grams whose probabilities are averaged with the network's).
+    #[arg(long)]
+    pub no_tfidf: bool,
     /// Early stopping keeps the best `target` task score or the best `mean` over tasks.
     #[arg(long, value_enum)]
     pub select_on: Option<Selection>,
@@ -139,6 +143,9 @@ impl TrainArgs {
             c.model.ngrams.enabled = false;
         }
         set(&mut c.model.ngrams.char_max, self.char_ngrams);
+        if self.no_tfidf {
+            c.model.tfidf.enabled = false;
+        }
         if self.no_pretrain {
             c.pretrain.enabled = false;
         }
@@ -277,6 +284,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         summary.best_step
     );
     eprintln!("encoder start: {}", serde_json::to_string(&summary.init)?);
+    if let Some(t) = &summary.tfidf {
+        eprintln!("{}", tfidf_line(t));
+    }
     for (task, m) in &summary.validation.tasks {
         eprintln!(
             "validation {task}: macro-F1 {:.4} accuracy {:.4} ECE {:.4} (n={})",
@@ -285,6 +295,31 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     println!("{}", summary.version_dir.display());
     Ok(())
+}
+
+/// The TF-IDF companion's fit: features, seconds and per task the share it got and the
+/// validation macro-F1 of the network, the companion and their average.
+fn tfidf_line(t: &crate::train::tfidf_fit::TfidfReport) -> String {
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let tasks: Vec<String> = t
+        .tasks
+        .iter()
+        .map(|(name, r)| {
+            format!(
+                "{name} share {:.1} (valid macro-F1 network {} tfidf {} averaged {})",
+                r.mix,
+                f(r.valid_network),
+                f(r.valid_tfidf),
+                f(r.valid_mixed)
+            )
+        })
+        .collect();
+    format!(
+        "tf-idf companion: {} features, {:.1}s; {}",
+        t.features,
+        t.seconds,
+        tasks.join("; ")
+    )
 }
 
 /// One progress line; the validation score only on steps that were evaluated.

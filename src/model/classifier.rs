@@ -85,10 +85,20 @@ impl Classifier {
         self.device
     }
 
-    /// Per-task `[texts, classes]` probabilities.
+    /// Per-task `[texts, classes]` probabilities: the network's, averaged with the TF-IDF
+    /// companion's when the version has one.
     pub fn probabilities(&self, texts: &[&str]) -> Result<Vec<Tensor>, ModelError> {
         let rows = self.encode(texts)?;
-        Ok(probabilities(&self.version.net, &rows, self.device))
+        let network = probabilities(&self.version.net, &rows, self.device);
+        Ok(match &self.version.tfidf {
+            Some(companion) => companion.mix(network, texts),
+            None => network,
+        })
+    }
+
+    /// The TF-IDF companion, when the version has one.
+    pub fn tfidf(&self) -> Option<&super::tfidf::TfidfModel> {
+        self.version.tfidf.as_ref()
     }
 
     /// Labels, confidences and probabilities for each text, in input order.

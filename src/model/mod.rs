@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod network;
 pub mod ngram;
 pub mod sharing;
+pub mod tfidf;
 pub mod tokenizer;
 pub mod vectors;
 pub mod version_dir;

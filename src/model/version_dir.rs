@@ -7,6 +7,7 @@
 
 use super::manifest::{ModelManifest, VersionKind, MANIFEST_FORMAT};
 use super::network::MultiTaskNet;
+use super::tfidf::{self, TfidfModel};
 use super::tokenizer::TextTokenizer;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -51,6 +52,9 @@ pub struct NewVersion<'a> {
     pub vs: &'a nn::VarStore,
     pub tokenizer: &'a TextTokenizer,
     pub metrics: &'a serde_json::Value,
+    /// Tensors saved beside the network's variables (the TF-IDF companion's, whose shapes
+    /// depend on the training data).
+    pub extra_tensors: Vec<(String, tch::Tensor)>,
 }
 
 /// A fresh, sortable version name: UTC time plus a random suffix.
@@ -80,6 +84,7 @@ pub fn save_version(store: &Path, mut version: NewVersion) -> Result<PathBuf, Mo
     let result = (|| -> Result<(), ModelError> {
         let io = |e: std::io::Error| store_err(format!("cannot write version {name}: {e}"));
         let mut named: Vec<(String, tch::Tensor)> = version.vs.variables().into_iter().collect();
+        named.append(&mut version.extra_tensors);
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let tensors: Vec<(String, tch::Tensor)> = named
             .into_iter()
@@ -127,6 +132,8 @@ pub struct LoadedVersion {
     pub tokenizer: TextTokenizer,
     pub vs: nn::VarStore,
     pub net: MultiTaskNet,
+    /// The TF-IDF companion averaged with the network, when the version has one.
+    pub tfidf: Option<TfidfModel>,
     pub metrics: serde_json::Value,
 }
 
@@ -268,8 +275,33 @@ pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, Mo
         &manifest.tasks,
         &manifest.target_task,
     );
-    load_weights(&mut vs, &dir.join(WEIGHTS_FILE))
-        .map_err(|reason| ModelError::Incompatible { dir: d, reason })?;
+    let mut saved: BTreeMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(dir.join(WEIGHTS_FILE))
+            .map_err(|e| ModelError::Corrupted {
+                dir: d.clone(),
+                file: WEIGHTS_FILE.into(),
+                reason: e.to_string(),
+            })?
+            .into_iter()
+            .collect();
+    let companion: BTreeMap<String, tch::Tensor> = {
+        let names: Vec<String> = saved
+            .keys()
+            .filter(|k| k.starts_with(tfidf::PREFIX))
+            .cloned()
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|k| saved.remove_entry(&k))
+            .collect()
+    };
+    let incompatible = |reason: String| ModelError::Incompatible {
+        dir: d.clone(),
+        reason: format!("{WEIGHTS_FILE}: {reason}"),
+    };
+    let tfidf = TfidfModel::from_tensors(&companion, &manifest.tasks, &manifest.config.model.tfidf)
+        .map_err(incompatible)?;
+    load_weights(&mut vs, &saved).map_err(|reason| ModelError::Incompatible { dir: d, reason })?;
     vs.freeze();
     Ok(LoadedVersion {
         dir: dir.to_path_buf(),
@@ -277,17 +309,17 @@ pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, Mo
         tokenizer,
         vs,
         net,
+        tfidf,
         metrics,
     })
 }
 
-/// Copies every tensor of a safetensors file into the same-named variable of `vs`,
+/// Copies every tensor of a weights file into the same-named variable of `vs`,
 /// requiring the names and shapes to match exactly.
-fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), String> {
-    let saved: BTreeMap<String, tch::Tensor> = tch::Tensor::read_safetensors(path)
-        .map_err(|e| format!("{WEIGHTS_FILE}: {e}"))?
-        .into_iter()
-        .collect();
+fn load_weights(
+    vs: &mut nn::VarStore,
+    saved: &BTreeMap<String, tch::Tensor>,
+) -> Result<(), String> {
     let variables = vs.variables();
     for (name, var) in &variables {
         let src = saved

@@ -28,13 +28,18 @@ impl EvalReport {
     }
 }
 
+/// Scores `net` alone on `rows`.
 pub fn evaluate(
     net: &MultiTaskNet,
     rows: &EncodedRows,
     tasks: &[TaskLabels],
     device: tch::Device,
 ) -> EvalReport {
-    let probs = probabilities(net, &rows.ids, device);
+    score(&probabilities(net, &rows.ids, device), rows, tasks)
+}
+
+/// Scores per-task `[rows, classes]` probabilities against the labels of `rows`.
+pub fn score(probs: &[tch::Tensor], rows: &EncodedRows, tasks: &[TaskLabels]) -> EvalReport {
     let mut report = BTreeMap::new();
     for (t, task) in tasks.iter().enumerate() {
         let labeled: Vec<usize> = (0..rows.len())
@@ -60,17 +65,15 @@ pub fn evaluate(
     EvalReport { tasks: report }
 }
 
-/// Scores a loaded classifier on rows encoded with [`crate::model::Classifier::encode_rows`].
+/// Scores a loaded classifier (with its TF-IDF companion, if any) on `texts`, whose
+/// labels `rows` holds (encoded with [`crate::model::Classifier::encode_rows`]).
 pub fn evaluate_classifier(
     classifier: &crate::model::Classifier,
+    texts: &[&str],
     rows: &EncodedRows,
-) -> EvalReport {
-    evaluate(
-        classifier.net(),
-        rows,
-        &classifier.manifest().tasks,
-        classifier.device(),
-    )
+) -> Result<EvalReport, crate::model::ModelError> {
+    let probs = classifier.probabilities(texts)?;
+    Ok(score(&probs, rows, &classifier.manifest().tasks))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod setup;
 pub mod skipgram;
 pub mod sparse_adam;
 pub mod step;
+pub mod tfidf_fit;
 mod trainer;
 pub mod warm_start;
 pub mod weighting;

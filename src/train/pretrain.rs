@@ -105,6 +105,7 @@ pub fn pretrain(request: PretrainRequest) -> Result<PretrainSummary, TrainError>
             vs: &vs,
             tokenizer: &tokenizer,
             metrics: &metrics,
+            extra_tensors: Vec::new(),
         },
     )?;
     Ok(PretrainSummary {

@@ -30,6 +30,9 @@ pub struct Prepared<'a> {
     pub config: TrainConfig,
     pub target_task: String,
     pub tokenizer: TextTokenizer,
+    /// The rows trained on (the validation rows held out), and their class ids per task.
+    pub train_rows: Vec<&'a Example>,
+    pub train_labels: Vec<Vec<i64>>,
     pub valid_rows: Vec<&'a Example>,
     pub valid_enc: EncodedRows,
     /// The training rows' token ids on the device.
@@ -197,6 +200,8 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
         config,
         target_task,
         tokenizer,
+        train_labels: train_enc.targets,
+        train_rows,
         valid_rows,
         valid_enc,
         train_device,

@@ -8,13 +8,16 @@
 //! loops and saves.
 
 use super::early_stopping::EarlyStopping;
-use super::evaluate::{evaluate, EvalReport};
+use super::evaluate::{evaluate, score, EvalReport};
 use super::init::InitReport;
 use super::setup::{prepare, Prepared};
 use super::step::{step_loss, AssociationInput, StepInput};
+use super::tfidf_fit::{fit_tfidf, LabeledTexts, TfidfReport};
 use crate::config::{Schedule, TrainConfig};
 use crate::data::{Dataset, TaskLabels};
+use crate::model::classifier::probabilities;
 use crate::model::manifest::{ModelManifest, TrainingData, VersionKind, MANIFEST_FORMAT};
+use crate::model::tfidf::TfidfModel;
 use crate::model::version_dir::{new_version_name, save_version, ModelError, NewVersion};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -88,6 +91,8 @@ pub struct TrainSummary {
     pub stop_reason: String,
     /// What the encoder started from.
     pub init: InitReport,
+    /// The TF-IDF companion's fit, when there is one.
+    pub tfidf: Option<TfidfReport>,
     pub history: Vec<Progress>,
 }
 
@@ -331,9 +336,13 @@ fn finish(
 ) -> Result<TrainSummary, TrainError> {
     let tasks = &request.tasks;
     outcome.stopping.restore_best(&run.vs);
+    let (companion, validation) = fit_companion(&run, tasks)?;
     let wall_seconds = started.elapsed().as_secs_f64();
     let examples_per_second = outcome.forwarded as f64 / wall_seconds.max(1e-9);
-    let validation = evaluate(&run.net, &run.valid_enc, tasks, run.vs.device());
+    let (tfidf, extra_tensors) = match companion {
+        Some((model, report)) => (Some(report), model.tensors(tasks)),
+        None => (None, Vec::new()),
+    };
     let version = new_version_name();
     let summary_json = serde_json::json!({
         "version": version,
@@ -352,6 +361,7 @@ fn finish(
             "learned_task_weights": run.weighting.learned_weights(),
             "device": format!("{:?}", run.vs.device()),
         },
+        "tfidf": tfidf,
         "history": outcome.history,
     });
     let manifest = ModelManifest {
@@ -376,6 +386,7 @@ fn finish(
             vs: &run.vs,
             tokenizer: &run.tokenizer,
             metrics: &summary_json,
+            extra_tensors,
         },
     )?;
     Ok(TrainSummary {
@@ -390,8 +401,34 @@ fn finish(
         examples_per_second,
         stop_reason: outcome.stop_reason,
         init: run.init,
+        tfidf,
         history: outcome.history,
     })
+}
+
+/// Fits the TF-IDF companion when the config asks for it; the validation report of the
+/// network, averaged with the companion when there is one.
+fn fit_companion(
+    run: &Prepared,
+    tasks: &[TaskLabels],
+) -> Result<(Option<(TfidfModel, TfidfReport)>, EvalReport), TrainError> {
+    let network = probabilities(&run.net, &run.valid_enc.ids, run.vs.device());
+    let config = &run.config.model.tfidf;
+    if !config.enabled {
+        return Ok((None, score(&network, &run.valid_enc, tasks)));
+    }
+    let train = LabeledTexts {
+        texts: run.train_rows.iter().map(|e| e.text.as_str()).collect(),
+        targets: &run.train_labels,
+    };
+    let valid = LabeledTexts {
+        texts: run.valid_rows.iter().map(|e| e.text.as_str()).collect(),
+        targets: &run.valid_enc.targets,
+    };
+    let (model, report) = fit_tfidf(config, tasks, &train, &valid, &network);
+    let mixed = model.mix(network, &valid.texts);
+    let validation = score(&mixed, &run.valid_enc, tasks);
+    Ok((Some((model, report)), validation))
 }
 
 /// `requested`, or for 0 one less than the CPUs (at least 1, at most 8).
