@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voc::data::{read_dataset, Example, ReadOptions};
-use voc::learning::eval_set::is_frozen_eval;
+use voc::learning::eval_set::in_frozen_eval;
 use voc::learning::LearningSettings;
 use voc::store::imports::{import_rows, ImportRow};
 
@@ -115,6 +115,16 @@ fn sentiment_rows() -> Vec<Example> {
 }
 
 /// The uuid Postgres gave an imported row.
+/// Whether the stored transcript `id` is in the frozen evaluation set (by its recorded bucket).
+async fn is_frozen(pool: &sqlx::PgPool, id: uuid::Uuid) -> bool {
+    let bucket: i32 = sqlx::query_scalar("SELECT eval_bucket FROM transcripts WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    in_frozen_eval(bucket as u32, EVAL_SHARE)
+}
+
 async fn transcript_id(pool: &sqlx::PgPool, source_id: &str) -> uuid::Uuid {
     let (id,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM transcripts WHERE source_id = $1")
         .bind(source_id)
@@ -295,7 +305,7 @@ async fn a_candidate_trained_on_flipped_labels_is_rejected_and_kept_on_disk(pool
     let mut flipped = 0;
     for e in sentiment_rows() {
         let id = transcript_id(&pool, &e.id).await;
-        if is_frozen_eval(id, EVAL_SHARE) {
+        if is_frozen(&pool, id).await {
             continue;
         }
         let wrong = if e.labels["sentiment"] == "positive" {
@@ -451,10 +461,12 @@ async fn a_class_added_to_a_live_task_is_predicted_after_the_next_run(pool: sqlx
 
     // The transcripts it learned from are now mostly predicted as the new class.
     let mut hits = 0;
-    let trained: Vec<&(String, String)> = ids
-        .iter()
-        .filter(|(id, _)| !is_frozen_eval(id.parse().unwrap(), EVAL_SHARE))
-        .collect();
+    let mut trained: Vec<&(String, String)> = Vec::new();
+    for pair in &ids {
+        if !is_frozen(&pool, pair.0.parse().unwrap()).await {
+            trained.push(pair);
+        }
+    }
     for (_, text) in &trained {
         let a = post_json(&app, "/classify", &json!({"text": text})).await;
         assert_eq!(a.json["model_version"], candidate);

@@ -2,6 +2,7 @@
 
 mod data_args;
 mod eval_cmd;
+mod export_cmd;
 mod import_cmd;
 mod predict_cmd;
 mod pretrain_cmd;
@@ -37,6 +38,9 @@ pub enum Command {
     Predict(predict_cmd::PredictArgs),
     /// Load historical transcripts and labels into Postgres (idempotent).
     Import(import_cmd::ImportArgs),
+    /// Write the stored transcripts and their current labels as JSONL for `voc train`
+    /// (`--exclude-eval` leaves out the frozen evaluation set).
+    Export(export_cmd::ExportArgs),
     /// Replace personal data in stored transcripts by tags (resumable), or score the
     /// redactor on a labeled file (`--eval`).
     Redact(redact_cmd::RedactArgs),
@@ -62,7 +66,7 @@ fn report_redaction(
 
 /// Logs go to stderr; `RUST_LOG` filters them (default `info`).
 /// A small pool on `url` with the migrations applied, for the commands that write to
-/// Postgres outside `voc serve` (`import`, `redact`).
+/// Postgres outside `voc serve` (`import`, `redact`, `export`).
 async fn migrated_pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
     use anyhow::Context;
     let pool = crate::store::connect_lazy(&crate::store::DatabaseSettings {
@@ -97,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => predict_cmd::run(args),
         Command::Import(args) => import_cmd::run(args),
         Command::Redact(args) => redact_cmd::run(args),
+        Command::Export(args) => export_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(*args),
     }
 }

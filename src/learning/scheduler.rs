@@ -3,7 +3,7 @@
 //! the database), runs it on its own thread, records its progress, and promotes or rejects
 //! the candidate.
 
-use super::eval_set::is_frozen_eval;
+use super::eval_set::in_frozen_eval;
 use super::gate::GateSettings;
 use super::run::{
     execute, fine_tune_config, snapshot_dataset, tasks_with_added, FineTuneSettings, RunInput,
@@ -13,7 +13,7 @@ use crate::data::Example;
 use crate::model::read_manifest;
 use crate::service::{activation, AppState};
 use crate::store::training_runs::{self, RunEnd, RunStart};
-use crate::store::{labels, models, StoreError};
+use crate::store::{labels, learning_settings, models, StoreError};
 use crate::train::{Progress, TrainError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,7 +30,8 @@ pub struct LearningSettings {
     pub interval: Option<Duration>,
     /// How often to check; manual requests wake the scheduler at once.
     pub poll: Duration,
-    /// Share of labeled transcripts (by id hash) held out as the frozen evaluation set.
+    /// Share of labeled transcripts (by content hash) held out as the frozen evaluation set;
+    /// the first server records it in Postgres and every later one uses the recorded value.
     pub eval_share: f64,
     /// Most unlabeled transcripts (newest first) a run samples for the association loss.
     pub unlabeled_sample: i64,
@@ -54,19 +55,48 @@ impl Default for LearningSettings {
 }
 
 /// Starts the scheduler loop on the current runtime.
-pub fn spawn(state: AppState, settings: LearningSettings) -> tokio::task::JoinHandle<()> {
+pub fn spawn(state: AppState, mut settings: LearningSettings) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let started = chrono::Utc::now();
+        let mut share_recorded = false;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(settings.poll) => {}
                 _ = state.learning_wake.notified() => {}
+            }
+            if !share_recorded {
+                match adopt_recorded_share(&state, &mut settings).await {
+                    Ok(()) => share_recorded = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "training scheduler: cannot read the recorded evaluation share; trying again later");
+                        continue;
+                    }
+                }
             }
             if let Err(e) = tick(&state, &settings, started).await {
                 tracing::warn!(error = %e, "training scheduler: check failed; trying again later");
             }
         }
     })
+}
+
+/// Records this process's evaluation share unless the database holds one, and uses the
+/// recorded one: membership of the frozen set must not change with a process's flags.
+async fn adopt_recorded_share(
+    state: &AppState,
+    settings: &mut LearningSettings,
+) -> Result<(), StoreError> {
+    let recorded = learning_settings::record_eval_share(&state.pool, settings.eval_share).await?;
+    if (recorded - settings.eval_share).abs() > 1e-12 {
+        tracing::warn!(
+            recorded,
+            asked = settings.eval_share,
+            "the database records a frozen evaluation share of {recorded}; --eval-share {} is not used",
+            settings.eval_share
+        );
+        settings.eval_share = recorded;
+    }
+    Ok(())
 }
 
 /// Why a run is due, if one is.
@@ -372,7 +402,7 @@ async fn prepare_input(
                 .filter(|(t, _)| task_names.contains(&t.as_str()))
                 .collect(),
         };
-        if is_frozen_eval(row.transcript_id, settings.eval_share) {
+        if in_frozen_eval(row.eval_bucket as u32, settings.eval_share) {
             eval_rows.push(example);
         } else {
             train_rows.push(example);
@@ -408,8 +438,8 @@ async fn prepare_input(
     train_rows.extend(
         unlabeled
             .into_iter()
-            .filter(|(id, _)| !is_frozen_eval(*id, settings.eval_share))
-            .map(|(id, text)| Example {
+            .filter(|(_, _, bucket)| !in_frozen_eval(*bucket as u32, settings.eval_share))
+            .map(|(id, text, _)| Example {
                 id: id.to_string(),
                 text,
                 labels: Default::default(),

@@ -23,6 +23,27 @@ const WORD_TAG: u8 = 1;
 const CHAR_TAG: u8 = 2;
 pub const PREFIX: &str = "tfidf.";
 
+/// Feature ids are FNV-1a hashes already: the index map uses them as they are instead of
+/// hashing them again.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.0 = v as u64;
+    }
+}
+
+type FeatureMap<V> = HashMap<i64, V, std::hash::BuildHasherDefault<PassThrough>>;
+
 /// FNV-1a (64 bit) of a tag byte and `chars`, folded into the non-negative `i64` range.
 fn hash_chars(tag: u8, chars: impl Iterator<Item = char>) -> i64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -64,8 +85,11 @@ pub fn text_grams(text: &str, config: &TfidfConfig) -> (Vec<i64>, Vec<i64>) {
     let mut word_grams = Vec::new();
     for n in 1..=config.word_max {
         for window in ws.windows(n) {
-            let joined = window.join(" ");
-            word_grams.push(hash_chars(WORD_TAG, joined.chars()));
+            let joined = window
+                .iter()
+                .enumerate()
+                .flat_map(|(i, w)| (i > 0).then_some(' ').into_iter().chain(w.chars()));
+            word_grams.push(hash_chars(WORD_TAG, joined));
         }
     }
     let mut char_grams = Vec::new();
@@ -169,14 +193,14 @@ pub struct Vocabulary {
     /// Sorted feature hashes; a feature's row is its position here.
     features: Vec<i64>,
     idf: Vec<f32>,
-    index: HashMap<i64, u32>,
+    index: FeatureMap<u32>,
 }
 
 impl Vocabulary {
     /// Counts in how many of `texts` each feature occurs and keeps those in at least
     /// `min_df` texts, at most `max_features` of them (the most frequent).
     pub fn fit<'t>(texts: impl Iterator<Item = &'t str>, config: &TfidfConfig) -> Vocabulary {
-        let mut df: HashMap<i64, u32> = HashMap::new();
+        let mut df: FeatureMap<u32> = FeatureMap::default();
         let mut n = 0usize;
         for text in texts {
             n += 1;

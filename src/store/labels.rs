@@ -133,24 +133,28 @@ pub async fn count_after(pool: &PgPool, watermark: i64) -> Result<i64, StoreErro
 pub struct LabeledTranscript {
     pub transcript_id: Uuid,
     pub text: String,
+    /// Its frozen-evaluation bucket (see `learning::eval_set`).
+    pub eval_bucket: i32,
     /// task -> label: the newest current label per task, whoever gave it.
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What a training run learns from, read in one repeatable-read transaction so labels and
 /// texts agree: every transcript's newest current label per task among labels up to
-/// `watermark`, and up to `unlabeled` of the newest transcripts with no label at all.
+/// `watermark`, and up to `unlabeled` of the newest transcripts with no label at all (id,
+/// text and frozen-evaluation bucket).
 pub async fn snapshot(
     pool: &PgPool,
     watermark: i64,
     unlabeled: i64,
-) -> Result<(Vec<LabeledTranscript>, Vec<(Uuid, String)>), StoreError> {
+) -> Result<(Vec<LabeledTranscript>, Vec<(Uuid, String, i32)>), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let rows: Vec<(Uuid, String, String, String)> = sqlx::query_as(
-        "SELECT DISTINCT ON (l.transcript_id, l.task) l.transcript_id, t.text, l.task, l.label
+    let rows: Vec<(Uuid, String, i32, String, String)> = sqlx::query_as(
+        "SELECT DISTINCT ON (l.transcript_id, l.task)
+                l.transcript_id, t.text, t.eval_bucket, l.task, l.label
          FROM labels l JOIN transcripts t ON t.id = l.transcript_id
          WHERE l.superseded_at IS NULL AND l.id <= $1
          ORDER BY l.transcript_id, l.task, l.created_at DESC, l.id DESC",
@@ -158,8 +162,8 @@ pub async fn snapshot(
     .bind(watermark)
     .fetch_all(&mut *tx)
     .await?;
-    let unlabeled: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT t.id, t.text FROM transcripts t
+    let unlabeled: Vec<(Uuid, String, i32)> = sqlx::query_as(
+        "SELECT t.id, t.text, t.eval_bucket FROM transcripts t
          WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.transcript_id = t.id)
          ORDER BY t.created_at DESC LIMIT $1",
     )
@@ -168,7 +172,7 @@ pub async fn snapshot(
     .await?;
     tx.commit().await?;
     let mut labeled: Vec<LabeledTranscript> = Vec::new();
-    for (id, text, task, label) in rows {
+    for (id, text, eval_bucket, task, label) in rows {
         match labeled.last_mut() {
             Some(last) if last.transcript_id == id => {
                 last.labels.insert(task, label);
@@ -176,6 +180,7 @@ pub async fn snapshot(
             _ => labeled.push(LabeledTranscript {
                 transcript_id: id,
                 text,
+                eval_bucket,
                 labels: [(task, label)].into_iter().collect(),
             }),
         }

@@ -1,7 +1,9 @@
 //! Postgres access: every SQL statement of the service lives in this module's files.
 
+pub mod exports;
 pub mod imports;
 pub mod labels;
+pub mod learning_settings;
 pub mod models;
 pub mod training_runs;
 pub mod transcripts;

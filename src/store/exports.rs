@@ -1,0 +1,52 @@
+//! Reading the stored transcripts back out, with their current labels (`voc export`).
+
+use super::StoreError;
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One stored transcript with its current label per task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedTranscript {
+    pub id: Uuid,
+    pub text: String,
+    pub labels: Map<String, Value>,
+    /// Its frozen-evaluation bucket (see `learning::eval_set`).
+    pub eval_bucket: i32,
+}
+
+/// Up to `limit` transcripts with ids above `after` (all when `None`), in id order: page
+/// through a large table by passing the last id seen.
+pub async fn page(
+    pool: &PgPool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ExportedTranscript>, StoreError> {
+    let rows: Vec<(Uuid, String, Value, i32)> = sqlx::query_as(
+        "SELECT t.id, t.text,
+                COALESCE((SELECT jsonb_object_agg(c.task, c.label) FROM (
+                    SELECT DISTINCT ON (l.task) l.task, l.label FROM labels l
+                    WHERE l.transcript_id = t.id AND l.superseded_at IS NULL
+                    ORDER BY l.task, l.created_at DESC, l.id DESC) c), '{}'::jsonb),
+                t.eval_bucket
+         FROM transcripts t
+         WHERE $1::uuid IS NULL OR t.id > $1
+         ORDER BY t.id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, text, labels, eval_bucket)| ExportedTranscript {
+            id,
+            text,
+            labels: match labels {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            eval_bucket,
+        })
+        .collect())
+}
