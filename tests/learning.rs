@@ -673,3 +673,61 @@ async fn concurrent_activations_of_different_versions_all_succeed_and_leave_one_
         .unwrap();
     assert_eq!(active, 1);
 }
+
+#[sqlx::test]
+async fn a_run_whose_lock_connection_is_terminated_retakes_the_lock_and_ends_once(
+    pool: sqlx::PgPool,
+) {
+    import(&pool, "demo_test.jsonl").await;
+    let mut learning = test_learning();
+    learning.fine_tune.max_epochs = 10; // long enough to cut the lock mid-run
+    learning.gate.target_margin = 0.2;
+    learning.gate.other_margin = 0.2;
+    let LearningApp {
+        app, store: _store, ..
+    } = learning_app(&pool, learning).await;
+    let id = post_json(&app, "/training-runs", &json!({})).await.json["run"]["id"]
+        .as_i64()
+        .unwrap();
+    let lock_of_the_run = || async {
+        let run = get(&app, &format!("/training-runs/{id}")).await.json;
+        let holder = voc::store::training_runs::lock_holder(&pool).await.unwrap();
+        (run["state"].as_str().unwrap_or("").to_string(), holder)
+    };
+    // Wait for the run to hold the lock, then cut that session.
+    let first = loop {
+        match lock_of_the_run().await {
+            (state, Some(pid)) if state == "running" => break pid,
+            (state, _) if state != "queued" && state != "running" => {
+                let run = get(&app, &format!("/training-runs/{id}")).await.json;
+                panic!("the run ended ({state}) before the test could cut its lock: {run}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The owner notices at its next heartbeat and takes the lock again on a new session.
+    let retaken = loop {
+        match lock_of_the_run().await {
+            (state, Some(pid)) if state == "running" && pid != first => break true,
+            (state, _) if state != "running" => break false,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert!(retaken, "the run ended without taking the lock again");
+    let run = wait_for_run_end(&app, Some(id), Duration::from_secs(300)).await;
+    assert!(
+        run["state"] == "promoted" || run["state"] == "rejected",
+        "the run must end by its own gate decision: {run}"
+    );
+    let runs = get(&app, "/training-runs").await.json["runs"].clone();
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "a second run started: {runs}"
+    );
+}

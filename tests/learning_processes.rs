@@ -324,8 +324,8 @@ async fn a_replica_killed_mid_run_restarts_on_the_last_good_version_and_the_run_
         b.log()
     );
     wait_until(
-        "the orphaned run to be marked failed",
-        Duration::from_secs(20),
+        "the orphaned run to be marked failed (after its heartbeat went stale)",
+        Duration::from_secs(60),
         || async { b.get(&format!("/training-runs/{id}")).await["state"] == "failed" },
     )
     .await;

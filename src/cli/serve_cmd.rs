@@ -117,10 +117,14 @@ pub struct ServeArgs {
     /// libtorch threads of the training thread (serving keeps the other cores).
     #[arg(long, env = "VOC_TRAINING_THREADS", default_value_t = 1)]
     pub training_threads: usize,
-    /// Share of labeled transcripts (chosen by a hash of their id) never trained on and used
-    /// by the gate.
+    /// Share of labeled transcripts (chosen by a hash of their text) never trained on and
+    /// used by the gate; the first server records it in Postgres and later ones use that.
     #[arg(long, env = "VOC_EVAL_SHARE", default_value_t = 0.1)]
     pub eval_share: f64,
+    /// A running training run whose owner missed its heartbeats (one a second) this long is
+    /// taken for dead and marked failed.
+    #[arg(long, env = "VOC_LEARNING_ORPHAN_AFTER_S", default_value_t = 10)]
+    pub learning_orphan_after_s: u64,
     /// Most unlabeled transcripts (newest first) a run samples for the association loss.
     #[arg(long, env = "VOC_UNLABELED_SAMPLE", default_value_t = 2000)]
     pub unlabeled_sample: i64,
@@ -198,6 +202,7 @@ impl ServeArgs {
                 poll: Duration::from_millis(self.learning_poll_ms.max(50)),
                 eval_share: self.eval_share,
                 unlabeled_sample: self.unlabeled_sample.max(0),
+                orphan_after: Duration::from_secs(self.learning_orphan_after_s.max(2)),
                 fine_tune: FineTuneSettings {
                     max_epochs: self.finetune_epochs.max(1),
                     threads: self.training_threads.max(1),

@@ -35,6 +35,9 @@ pub struct LearningSettings {
     pub eval_share: f64,
     /// Most unlabeled transcripts (newest first) a run samples for the association loss.
     pub unlabeled_sample: i64,
+    /// A `running` run whose owner has not beaten its heartbeat (every second) for this
+    /// long is taken for dead and marked failed by the next holder of the training lock.
+    pub orphan_after: Duration,
     pub fine_tune: FineTuneSettings,
     pub gate: GateSettings,
 }
@@ -48,6 +51,7 @@ impl Default for LearningSettings {
             poll: Duration::from_secs(5),
             eval_share: 0.1,
             unlabeled_sample: 2000,
+            orphan_after: Duration::from_secs(10),
             fine_tune: FineTuneSettings::default(),
             gate: GateSettings::default(),
         }
@@ -148,7 +152,7 @@ async fn tick(
         return Ok(()); // another process holds the training slot
     }
     let result = async {
-        for id in training_runs::fail_orphans(&mut conn).await? {
+        for id in training_runs::fail_orphans(&mut conn, settings.orphan_after).await? {
             tracing::warn!(
                 run = id,
                 "training run left running by a stopped process marked failed"
@@ -282,6 +286,9 @@ async fn run_one(
             Ok(false) => {}
             Err(e) => tracing::warn!(run = run.id, error = %e, "cannot record training progress"),
         }
+        if progress.is_none() {
+            keep_lock(state, conn, run.id).await;
+        }
     };
     match result {
         Err(TrainError::Cancelled) => {
@@ -330,6 +337,11 @@ async fn run_one(
             .await;
             let (end_state, reason) = if let Err(e) = recorded {
                 ("failed", format!("cannot record the candidate: {e}"))
+            } else if decision.promote && !still_running(state, run.id).await {
+                (
+                    "failed",
+                    "the gate passed, but the run was ended elsewhere while this process was cut off; nothing was activated".to_string(),
+                )
             } else if decision.promote {
                 match activation::activate_over(state, &summary.version, Some(&parent.version))
                     .await
@@ -368,10 +380,64 @@ async fn run_one(
     }
 }
 
-/// Records how a run ended, in Postgres and in the metrics.
+/// Records how a run ended, in Postgres and in the metrics; a run another process already
+/// ended keeps the state it was given there.
 async fn end_run(state: &AppState, id: i64, end: RunEnd<'_>) -> Result<(), StoreError> {
-    state.metrics.observe_training_run(end.state);
-    training_runs::finish(&state.pool, id, end).await
+    let outcome = end.state;
+    if training_runs::finish(&state.pool, id, end).await? {
+        state.metrics.observe_training_run(outcome);
+    } else {
+        tracing::warn!(
+            run = id,
+            outcome,
+            "the run was already ended by another process; its recorded state stands"
+        );
+    }
+    Ok(())
+}
+
+/// Whether run `id` is still `running` (unknown counts as not).
+async fn still_running(state: &AppState, id: i64) -> bool {
+    training_runs::is_running(&state.pool, id)
+        .await
+        .unwrap_or(false)
+}
+
+/// The training lock lives on `conn`; when that session is gone (Postgres restarted, the
+/// connection was cut), takes the lock again on a fresh connection so that the run keeps
+/// its single-writer guarantee. The run goes on either way: its heartbeat tells the others
+/// it is alive, and its end is recorded only if nobody ended it meanwhile.
+async fn keep_lock(state: &AppState, conn: &mut sqlx::PgConnection, run: i64) {
+    if training_runs::connection_alive(conn).await {
+        return;
+    }
+    let retaken = async {
+        let mut fresh = state.pool.acquire().await?.detach();
+        if training_runs::try_lock(&mut fresh).await? {
+            Ok::<_, StoreError>(Some(fresh))
+        } else {
+            Ok(None)
+        }
+    }
+    .await;
+    match retaken {
+        Ok(Some(fresh)) => {
+            *conn = fresh;
+            tracing::warn!(
+                run,
+                "the training lock's connection was lost; lock taken again"
+            );
+        }
+        Ok(None) => {
+            tracing::warn!(
+                run,
+                "the training lock's connection was lost and another session holds the lock"
+            )
+        }
+        Err(e) => {
+            tracing::warn!(run, error = %e, "the training lock's connection was lost; cannot take it again yet")
+        }
+    }
 }
 
 /// Reads the snapshot and builds the run's input; an error is the run's failure reason.

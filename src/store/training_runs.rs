@@ -53,15 +53,44 @@ pub async fn unlock(conn: &mut PgConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Marks runs left `running` by a process that died as failed. Call only while holding the
-/// training lock: then no live process can be running one.
-pub async fn fail_orphans(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
+/// The server process id of the session holding the training lock in this database, if
+/// any (an advisory lock on one bigint key shows in `pg_locks` as its high and low 32 bits).
+pub async fn lock_holder(pool: &PgPool) -> Result<Option<i32>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT pid FROM pg_locks
+         WHERE locktype = 'advisory' AND granted AND objsubid = 1
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND classid::bigint = $1 AND objid::bigint = $2",
+    )
+    .bind(TRAINING_LOCK_KEY >> 32)
+    .bind(TRAINING_LOCK_KEY & 0xffff_ffff)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Whether the session on `conn` is still there (a lock held on a closed or terminated
+/// connection is gone).
+pub async fn connection_alive(conn: &mut PgConnection) -> bool {
+    sqlx::query("SELECT 1").execute(conn).await.is_ok()
+}
+
+/// Marks runs left `running` by a process that died as failed: those whose last heartbeat
+/// is older than `stale_after`. Call only while holding the training lock. Holding the lock
+/// is not proof that nobody trains: a live owner whose lock connection was cut (a Postgres
+/// restart, an idle timeout) keeps training and beating, and its run is left alone.
+pub async fn fail_orphans(
+    conn: &mut PgConnection,
+    stale_after: std::time::Duration,
+) -> Result<Vec<i64>, StoreError> {
     let ids: Vec<(i64,)> = sqlx::query_as(
         "UPDATE training_runs
          SET state = 'failed', finished_at = now(),
              reason = 'the process running it stopped before it finished (owner ' || COALESCE(owner, '?') || ')'
-         WHERE state = 'running' RETURNING id",
+         WHERE state = 'running'
+           AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $1))
+         RETURNING id",
     )
+    .bind(stale_after.as_secs_f64())
     .fetch_all(conn)
     .await?;
     Ok(ids.into_iter().map(|r| r.0).collect())
@@ -187,12 +216,15 @@ pub struct RunEnd<'a> {
     pub reason: &'a str,
 }
 
-pub async fn finish(pool: &PgPool, id: i64, end: RunEnd<'_>) -> Result<(), StoreError> {
-    sqlx::query(
+/// Ends run `id` as `end` says, only if it is still `running`: a run another process
+/// already ended (marked failed while this one was cut off) stays as it is. Returns whether
+/// it was ended here.
+pub async fn finish(pool: &PgPool, id: i64, end: RunEnd<'_>) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
         "UPDATE training_runs
          SET state = $2, candidate_version = COALESCE($3, candidate_version),
              evaluation = COALESCE($4, evaluation), reason = $5, finished_at = now()
-         WHERE id = $1",
+         WHERE id = $1 AND state = 'running'",
     )
     .bind(id)
     .bind(end.state)
@@ -200,8 +232,19 @@ pub async fn finish(pool: &PgPool, id: i64, end: RunEnd<'_>) -> Result<(), Store
     .bind(end.evaluation)
     .bind(end.reason)
     .execute(pool)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Whether run `id` is still `running`.
+pub async fn is_running(pool: &PgPool, id: i64) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM training_runs WHERE id = $1 AND state = 'running')",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Cancels a queued run at once, or asks a running one to stop. `None` when there is no
