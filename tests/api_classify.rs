@@ -365,7 +365,20 @@ async fn routes_require_the_right_api_key_when_keys_are_configured(pool: sqlx::P
     )
     .await;
     assert_eq!(a.status, 200);
-    assert_eq!(get(&app, "/metrics").await.status, 200);
+    // Metrics and docs need a key too; health and readiness never do.
+    for path in ["/metrics", "/docs", "/openapi.json"] {
+        assert_eq!(get(&app, path).await.status, 401, "{path} without a key");
+        let with_key = send_raw(
+            &app,
+            "GET",
+            path,
+            None,
+            Body::empty(),
+            &[("x-api-key", "classify-key")],
+        )
+        .await;
+        assert_eq!(with_key.status, 200, "{path} with the classify key");
+    }
     assert_eq!(get(&app, "/health").await.status, 200);
     assert_eq!(
         get(&app, "/healthz").await.status,
@@ -618,4 +631,54 @@ async fn added_classes_refuse_invisible_characters_and_stop_at_the_limit(pool: s
     )
     .await;
     assert_eq!(known.status, 200, "{}", known.text);
+}
+
+#[sqlx::test]
+async fn public_metrics_and_docs_answer_without_a_key_when_asked(pool: sqlx::PgPool) {
+    let mut settings = common::settings();
+    settings.keys = voc::service::ApiKeys {
+        public_metrics: true,
+        public_docs: true,
+        ..voc::service::ApiKeys::from_lists("classify-key", "admin-key")
+    };
+    let (app, _) = common::app_with(settings, pool).await;
+    for path in ["/metrics", "/docs", "/openapi.json"] {
+        assert_eq!(get(&app, path).await.status, 200, "{path}");
+    }
+    assert_eq!(get(&app, "/models").await.status, 401);
+}
+
+#[sqlx::test]
+async fn a_classify_key_sees_no_folder_paths_or_training_histories(pool: sqlx::PgPool) {
+    let mut settings = common::settings();
+    settings.keys = voc::service::ApiKeys::from_lists("classify-key", "admin-key");
+    let (app, _) = common::app_with(settings, pool).await;
+    let read = |path: &'static str, key: &'static str| {
+        let app = app.clone();
+        async move {
+            let a = send_raw(
+                &app,
+                "GET",
+                path,
+                None,
+                Body::empty(),
+                &[("x-api-key", key)],
+            )
+            .await;
+            assert_eq!(a.status, 200, "{path}: {}", a.text);
+            a.json
+        }
+    };
+    let admin = read("/models", "admin-key").await;
+    let first = &admin["versions"][0];
+    assert!(first["path"].is_string(), "{admin}");
+    assert!(first["metrics"]["history"].is_array(), "{admin}");
+    let classify = read("/models", "classify-key").await;
+    let first = &classify["versions"][0];
+    assert!(first.get("path").is_none(), "{classify}");
+    assert!(first["metrics"].get("history").is_none(), "{classify}");
+    assert!(first["metrics"]["validation"].is_object(), "{classify}");
+    let active = read("/models/active", "classify-key").await;
+    assert!(active["metrics"].get("history").is_none(), "{active}");
+    assert!(read("/models/active", "admin-key").await["metrics"]["history"].is_array());
 }

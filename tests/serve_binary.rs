@@ -142,8 +142,15 @@ async fn classify_then_feedback_then_read_the_transcript_and_metrics_over_http(
     let body: Value = too_big.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large");
 
+    let keyless = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(
+        keyless.status(),
+        401,
+        "keys are configured: /metrics needs one"
+    );
     let metrics = http
         .get(format!("{base}/metrics"))
+        .header("x-api-key", "ck")
         .send()
         .await
         .unwrap()

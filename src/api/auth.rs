@@ -37,18 +37,31 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Who a request was let in as, for handlers that show admins more (model paths and
+/// training histories): put in the request's extensions by the key checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A classify key: classification and model reads.
+    Classify,
+    /// An admin key, or a server with no keys configured at all.
+    Admin,
+}
+
 pub async fn require_classify_key(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let keys = &state.keys;
-    let allowed = keys.is_open()
-        || presented_key(req.headers())
-            .is_some_and(|k| is_one_of(&keys.classify, k) | is_one_of(&keys.admin, k));
-    if !allowed {
+    let presented = presented_key(req.headers());
+    let role = if keys.is_open() || presented.is_some_and(|k| is_one_of(&keys.admin, k)) {
+        Role::Admin
+    } else if presented.is_some_and(|k| is_one_of(&keys.classify, k)) {
+        Role::Classify
+    } else {
         return Err(ApiError::Unauthorized);
-    }
+    };
+    req.extensions_mut().insert(role);
     Ok(next.run(req).await)
 }
 
@@ -64,6 +77,8 @@ pub async fn require_admin_key(
     if !allowed {
         return Err(ApiError::Unauthorized);
     }
+    let mut req = req;
+    req.extensions_mut().insert(Role::Admin);
     Ok(next.run(req).await)
 }
 

@@ -167,9 +167,9 @@ pub fn document() -> Value {
                 "responses": {"202": ok("TrainingRun"), "404": error_response("No such run"), "409": error_response("The run already ended")}}},
             "/health": {"get": {"summary": "Liveness (alias /healthz)", "responses": {"200": {"description": "OK"}}}},
             "/ready": {"get": {"summary": "Readiness: the model is loaded and the database answers (alias /readyz)", "responses": {"200": {"description": "OK"}, "503": error_response("Database unavailable")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics (text format)", "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
-            "/docs": {"get": {"summary": "API documentation page", "responses": {"200": {"description": "OK", "content": {"text/html": {}}}}}}
+            "/metrics": {"get": {"summary": "Prometheus metrics (text format); needs a key when keys are configured, unless --public-metrics", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}, "401": error_response("Missing or unknown API key")}}},
+            "/openapi.json": {"get": {"summary": "This document; needs a key when keys are configured, unless --public-docs", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK"}, "401": error_response("Missing or unknown API key")}}},
+            "/docs": {"get": {"summary": "API documentation page; needs a key when keys are configured, unless --public-docs", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK", "content": {"text/html": {}}}, "401": error_response("Missing or unknown API key")}}}
         }
     })
 }

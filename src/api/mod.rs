@@ -27,6 +27,23 @@ use tower_http::trace::TraceLayer;
 
 /// The service's router with every route, limit and error mapping.
 pub fn app(state: AppState) -> Router {
+    // Metrics and the API docs are behind the classify key when keys are configured,
+    // unless the operator made them public.
+    let metrics_routes = Router::new().route("/metrics", get(health::metrics));
+    let docs_routes = Router::new()
+        .route("/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::page));
+    let (mut keyed, mut open) = (Router::new(), Router::new());
+    for (routes, public) in [
+        (metrics_routes, state.keys.public_metrics),
+        (docs_routes, state.keys.public_docs),
+    ] {
+        if public {
+            open = open.merge(routes);
+        } else {
+            keyed = keyed.merge(routes);
+        }
+    }
     let classify_routes = Router::new()
         .route("/classify", post(classify::classify))
         .route("/models", get(models::list))
@@ -34,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tasks", get(tasks::list))
         .route("/training-runs", get(training_runs::list))
         .route("/training-runs/{id}", get(training_runs::get))
+        .merge(keyed)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_classify_key,
@@ -55,9 +73,7 @@ pub fn app(state: AppState) -> Router {
         // Kubernetes-style aliases.
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(docs::openapi))
-        .route("/docs", get(docs::page));
+        .merge(open);
     let timeout = state.limits.request_timeout;
     Router::new()
         .merge(classify_routes)

@@ -85,6 +85,13 @@ pub struct ServeArgs {
     /// Serve with no API keys on a non-loopback address (every route open to the network).
     #[arg(long, env = "VOC_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
+    /// Let `/metrics` answer without a key when keys are configured (for a scraper that
+    /// cannot send one; the figures include labels and model versions).
+    #[arg(long, env = "VOC_PUBLIC_METRICS")]
+    pub public_metrics: bool,
+    /// Let `/docs` and `/openapi.json` answer without a key when keys are configured.
+    #[arg(long, env = "VOC_PUBLIC_DOCS")]
+    pub public_docs: bool,
     /// How long shutdown waits for requests in flight (seconds).
     #[arg(long, env = "VOC_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
@@ -192,7 +199,11 @@ impl ServeArgs {
                 idle_timeout: Duration::from_millis(self.idle_timeout_ms),
                 max_connections: self.max_connections,
             },
-            keys: ApiKeys::from_lists(&self.classify_api_keys, &self.admin_api_keys),
+            keys: ApiKeys {
+                public_metrics: self.public_metrics,
+                public_docs: self.public_docs,
+                ..ApiKeys::from_lists(&self.classify_api_keys, &self.admin_api_keys)
+            },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
             learning: LearningSettings {
                 enabled: !self.no_training,

@@ -25,6 +25,11 @@ pub struct ApiKeys {
     pub classify: HashSet<String>,
     /// May do everything, including feedback, reading transcripts and activating models.
     pub admin: HashSet<String>,
+    /// `/metrics` answers without a key even when keys are configured (`--public-metrics`).
+    pub public_metrics: bool,
+    /// `/docs` and `/openapi.json` answer without a key even when keys are configured
+    /// (`--public-docs`).
+    pub public_docs: bool,
 }
 
 impl ApiKeys {
@@ -40,6 +45,8 @@ impl ApiKeys {
         ApiKeys {
             classify: parse(classify),
             admin: parse(admin),
+            public_metrics: false,
+            public_docs: false,
         }
     }
 
