@@ -14,6 +14,14 @@ pub struct TaskLabels {
 }
 
 impl TaskLabels {
+    /// A task named `name` with `labels` in output order.
+    pub fn new(name: &str, labels: &[&str]) -> TaskLabels {
+        TaskLabels {
+            name: name.to_string(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
     pub fn index_of(&self, label: &str) -> Option<usize> {
         self.labels.iter().position(|l| l == label)
     }

@@ -300,6 +300,16 @@ pub struct TfidfHead {
     pub mix: f64,
 }
 
+impl TfidfHead {
+    /// `[rows, classes]` probabilities of `rows`.
+    pub fn probabilities(&self, rows: &SparseRows) -> Tensor {
+        let classes = self.bias.len();
+        let mut p = rows.scores(&self.weight, &self.bias);
+        softmax_rows(&mut p, classes);
+        Tensor::from_slice(&p).view([rows.len() as i64, classes as i64])
+    }
+}
+
 #[derive(Debug)]
 pub struct TfidfModel {
     config: TfidfConfig,
@@ -328,14 +338,7 @@ impl TfidfModel {
     /// Per-task `[texts, classes]` probabilities of the companion alone.
     pub fn probabilities(&self, texts: &[&str]) -> Vec<Tensor> {
         let rows = self.vocabulary.rows(texts, &self.config);
-        self.heads
-            .iter()
-            .map(|h| {
-                let mut p = rows.scores(&h.weight, &h.bias);
-                softmax_rows(&mut p, h.bias.len());
-                Tensor::from_slice(&p).view([texts.len() as i64, h.bias.len() as i64])
-            })
-            .collect()
+        self.heads.iter().map(|h| h.probabilities(&rows)).collect()
     }
 
     /// `(1 - mix) * network + mix * companion`, per task; `network` holds per-task

@@ -97,11 +97,7 @@ pub fn fit_tfidf(
             mix: 0.5,
         };
         if let Some((rows, truth)) = &valid_set {
-            let own = {
-                let mut p = rows.scores(&head.weight, &head.bias);
-                softmax_rows(&mut p, head.bias.len());
-                Tensor::from_slice(&p).view([rows.len() as i64, -1])
-            };
+            let own = head.probabilities(rows);
             let index =
                 Tensor::from_slice(&valid_picks.iter().map(|&i| i as i64).collect::<Vec<_>>());
             let net = network_valid[t].index_select(0, &index);
@@ -131,12 +127,8 @@ fn labeled(targets: &[i64]) -> Vec<usize> {
 
 /// Macro-F1 of the arg-max of `probs` `[rows, classes]` against `truth`.
 pub fn macro_f1(probs: &Tensor, truth: &[i64], labels: &[String]) -> f64 {
-    let (conf, pred) = probs.max_dim(1, false);
-    let conf: Vec<f32> = Vec::try_from(conf).unwrap_or_default();
-    let pred: Vec<i64> = Vec::try_from(pred).unwrap_or_default();
-    let truth: Vec<usize> = truth.iter().map(|&y| y as usize).collect();
-    let pred: Vec<usize> = pred.iter().map(|&p| p as usize).collect();
-    task_metrics(labels, &truth, &pred, &conf).macro_f1
+    let flat: Vec<f32> = Vec::try_from(probs.flatten(0, -1)).unwrap_or_default();
+    argmax_macro_f1(&flat, labels.len(), truth, labels)
 }
 
 /// The share `w` in `(1 - w) * network + w * tfidf` with the best validation macro-F1,
@@ -310,13 +302,6 @@ mod tests {
     use super::*;
     use tch::{Device, Kind};
 
-    fn task(name: &str, labels: &[&str]) -> TaskLabels {
-        TaskLabels {
-            name: name.into(),
-            labels: labels.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
     #[test]
     fn balanced_weights_equalise_the_classes() {
         assert_eq!(
@@ -336,8 +321,8 @@ mod tests {
         let texts: Vec<&str> = good.iter().chain(&bad).copied().collect();
         let targets = vec![vec![0, 0, 0, 1, 1, 1], vec![NO_LABEL; 6]];
         let tasks = [
-            task("sentiment", &["positive", "negative"]),
-            task("reason", &["a", "b"]),
+            TaskLabels::new("sentiment", &["positive", "negative"]),
+            TaskLabels::new("reason", &["a", "b"]),
         ];
         let train = LabeledTexts {
             texts: texts.clone(),

@@ -65,23 +65,16 @@ mod tests {
     use crate::model::network::MultiTaskNet;
     use tch::{nn, Device};
 
-    fn task(name: &str, labels: &[&str]) -> TaskLabels {
-        TaskLabels {
-            name: name.into(),
-            labels: labels.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
     #[test]
     fn a_grown_head_keeps_the_old_rows_and_everything_else_is_copied() {
         let config = ModelConfig::default();
         let old = [
-            task("reason", &["a", "b"]),
-            task("sentiment", &["neg", "pos"]),
+            TaskLabels::new("reason", &["a", "b"]),
+            TaskLabels::new("sentiment", &["neg", "pos"]),
         ];
         let new = [
-            task("reason", &["a", "b", "c"]),
-            task("sentiment", &["neg", "pos"]),
+            TaskLabels::new("reason", &["a", "b", "c"]),
+            TaskLabels::new("sentiment", &["neg", "pos"]),
         ];
         check_tasks(&old, &new).unwrap();
         let parent = nn::VarStore::new(Device::Cpu);
@@ -101,9 +94,9 @@ mod tests {
 
     #[test]
     fn reordered_or_missing_classes_are_refused() {
-        let old = [task("reason", &["a", "b"])];
-        assert!(check_tasks(&old, &[task("reason", &["b", "a"])]).is_err());
-        assert!(check_tasks(&old, &[task("reason", &["a"])]).is_err());
-        assert!(check_tasks(&old, &[task("other", &["a", "b"])]).is_err());
+        let old = [TaskLabels::new("reason", &["a", "b"])];
+        assert!(check_tasks(&old, &[TaskLabels::new("reason", &["b", "a"])]).is_err());
+        assert!(check_tasks(&old, &[TaskLabels::new("reason", &["a"])]).is_err());
+        assert!(check_tasks(&old, &[TaskLabels::new("other", &["a", "b"])]).is_err());
     }
 }
