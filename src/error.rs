@@ -124,6 +124,17 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<crate::service::idempotency::ReplayError> for ApiError {
+    fn from(e: crate::service::idempotency::ReplayError) -> ApiError {
+        use crate::service::idempotency::{KeyError, ReplayError};
+        match e {
+            ReplayError::Key(k @ KeyError::Malformed) => ApiError::BadRequest(k.to_string()),
+            ReplayError::Key(k @ KeyError::Reused) => ApiError::unprocessable(k.to_string()),
+            ReplayError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
         match e {

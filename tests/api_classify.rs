@@ -487,6 +487,59 @@ async fn the_openapi_document_describes_every_route_and_docs_link_to_it(pool: sq
     assert!(page.text.contains("/openapi.json") && page.text.contains("POST /classify"));
 }
 
+/// Every `src="…"` and `href="…"` of a page.
+fn page_links(html: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for (at, _) in html.match_indices(attr) {
+            let rest = &html[at + attr.len()..];
+            links.push(rest[..rest.find('"').unwrap()].to_string());
+        }
+    }
+    links
+}
+
+#[sqlx::test]
+async fn the_docs_page_loads_swagger_ui_from_this_server_only(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool).await;
+    let page = get(&app, "/docs").await;
+    assert_eq!(page.status, 200);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        !page.text.contains("<script>"),
+        "no inline script: {}",
+        page.text
+    );
+    let links = page_links(&page.text);
+    assert!(
+        links.iter().any(|l| l.ends_with("swagger-ui-bundle.js")),
+        "{links:?}"
+    );
+    for link in &links {
+        assert!(link.starts_with('/'), "{link} is not on this server");
+        let a = get(&app, link).await;
+        assert_eq!(a.status, 200, "{link}");
+    }
+    let js = get(&app, "/docs/swagger-ui-bundle.js").await;
+    assert!(js.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(js.text.contains("SwaggerUIBundle") && js.text.len() > 1_000_000);
+    let css = get(&app, "/docs/swagger-ui.css").await;
+    assert!(css.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let init = get(&app, "/docs/swagger-ui-init.js").await;
+    assert!(
+        init.text.contains("url: \"/openapi.json\""),
+        "{}",
+        init.text
+    );
+}
+
 #[sqlx::test]
 async fn health_answers_503_once_the_inference_thread_is_dead(pool: sqlx::PgPool) {
     let (app, state) = common::app(pool).await;
@@ -681,4 +734,110 @@ async fn a_classify_key_sees_no_folder_paths_or_training_histories(pool: sqlx::P
     let active = read("/models/active", "classify-key").await;
     assert!(active["metrics"].get("history").is_none(), "{active}");
     assert!(read("/models/active", "admin-key").await["metrics"]["history"].is_array());
+}
+
+async fn stored_rows(pool: &sqlx::PgPool) -> (i64, i64) {
+    sqlx::query_as("SELECT (SELECT count(*) FROM transcripts), (SELECT count(*) FROM predictions)")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn classify_keyed(app: &axum::Router, key: &str, body: &Value) -> common::Answer {
+    send_raw(
+        app,
+        "POST",
+        "/classify",
+        Some("application/json"),
+        body.to_string(),
+        &[("idempotency-key", key)],
+    )
+    .await
+}
+
+#[sqlx::test]
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_and_stores_nothing_more(
+    pool: sqlx::PgPool,
+) {
+    let (app, _) = common::app(pool.clone()).await;
+    let body = json!({"text": "카드 4539 1488 0343 6467 결제가 두 번 됐어요 환불해 주세요", "call_id": "c-77"});
+    let first = classify_keyed(&app, "retry-0001", &body).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    assert_eq!(stored_rows(&pool).await, (1, 1));
+
+    let again = classify_keyed(&app, "retry-0001", &body).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(
+        again.json, first.json,
+        "the retry is answered exactly as the first attempt"
+    );
+    assert_eq!(stored_rows(&pool).await, (1, 1));
+
+    // Without the key, or with another one, the same text is a new transcript.
+    let other = classify_keyed(&app, "retry-0002", &body).await;
+    assert_ne!(other.json["transcript_id"], first.json["transcript_id"]);
+    let plain = post_json(&app, "/classify", &body).await;
+    assert_ne!(plain.json["transcript_id"], first.json["transcript_id"]);
+    assert_eq!(stored_rows(&pool).await, (3, 3));
+}
+
+#[sqlx::test]
+async fn an_idempotency_key_reused_for_another_request_or_malformed_is_refused(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let batch = json!({"items": [{"text": "환불해 주세요"}, {"text": "배송이 늦어요"}]});
+    let first = classify_keyed(&app, "k-batch", &batch).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = classify_keyed(&app, "k-batch", &batch).await;
+    assert_eq!(again.json, first.json, "a batch is replayed in item order");
+    assert_eq!(stored_rows(&pool).await, (2, 2));
+
+    for other in [
+        json!({"items": [{"text": "환불해 주세요"}, {"text": "배송이 빨라요"}]}),
+        json!({"items": [{"text": "환불해 주세요"}]}),
+        json!({"text": "환불해 주세요"}),
+        json!({"items": [{"text": "환불해 주세요"}, {"text": "배송이 늦어요"}, {"text": "고마워요"}]}),
+    ] {
+        let a = classify_keyed(&app, "k-batch", &other).await;
+        assert_eq!(a.status, 422, "{other}: {}", a.text);
+        assert!(a.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("different request"));
+    }
+    for bad in ["has space", &"k".repeat(256)] {
+        let a = classify_keyed(&app, bad, &json!({"text": "환불해 주세요"})).await;
+        assert_eq!(a.status, 400, "{bad:?}: {}", a.text);
+    }
+    assert_eq!(
+        stored_rows(&pool).await,
+        (2, 2),
+        "nothing stored for refused requests"
+    );
+}
+
+#[sqlx::test]
+async fn twenty_attempts_of_one_keyed_request_at_once_store_one_transcript(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let body = json!({"text": "상담원 연결이 너무 오래 걸려요"});
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let app = app.clone();
+            let body = body.clone();
+            tokio::spawn(async move { classify_keyed(&app, "burst-1", &body).await })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for a in attempts {
+        let a = a.await.unwrap();
+        assert_eq!(a.status, 200, "{}", a.text);
+        ids.insert(a.json["transcript_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        ids.len(),
+        1,
+        "every attempt names the one stored transcript: {ids:?}"
+    );
+    assert_eq!(stored_rows(&pool).await, (1, 1));
 }

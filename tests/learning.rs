@@ -522,24 +522,6 @@ async fn the_interval_starts_a_run_when_any_label_arrived(pool: sqlx::PgPool) {
 
 /// Copies version `base` of `store` as a second version named `name` (its manifest says so;
 /// the weights are the same), so a test has a version to roll back to.
-fn copy_version_as(store: &Path, base: &str, name: &str) {
-    let target = store.join(name);
-    std::fs::create_dir_all(&target).unwrap();
-    for entry in std::fs::read_dir(store.join(base)).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
-    }
-    let manifest_path = target.join(voc::model::version_dir::MANIFEST_FILE);
-    let mut manifest: Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    manifest["version"] = json!(name);
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_vec_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
-}
-
 /// Waits until a session of this database waits for a lock on table `table`.
 async fn wait_for_lock_wait(pool: &sqlx::PgPool, table: &str) {
     let started = Instant::now();
@@ -568,7 +550,7 @@ async fn a_run_that_ends_after_a_manual_rollback_does_not_undo_it(pool: sqlx::Pg
     let (store, base) = common::private_store();
     // Sorts before `base`, so `base` (the newest) is what the service starts on.
     let older = "v00000000-000000-0000";
-    copy_version_as(store.path(), &base, older);
+    common::copy_version_as(store.path(), &base, older);
     let mut learning = test_learning();
     // Any candidate passes the gate: only the rollback may keep it from going live.
     learning.gate.target_margin = 1.0;
@@ -616,7 +598,7 @@ async fn a_run_that_ends_after_a_manual_rollback_does_not_undo_it(pool: sqlx::Pg
 async fn starting_a_replica_never_changes_the_version_the_others_serve(pool: sqlx::PgPool) {
     let (store, base) = common::private_store();
     let older = "v00000000-000000-0000";
-    copy_version_as(store.path(), &base, older);
+    common::copy_version_as(store.path(), &base, older);
     let mut settings = common::settings();
     settings.store_dir = store.path().to_path_buf();
     settings.learning = test_learning();

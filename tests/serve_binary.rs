@@ -10,46 +10,12 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts `voc serve` and returns it with its base URL (read from its "listening on" line).
-fn spawn_server(database_url: &str, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_voc"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--store"])
-        .arg(common::model_store())
-        .args(["--database-url", database_url])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn voc serve");
-    let url = common::listening_url(child.stdout.take().unwrap(), Duration::from_secs(60))
-        .expect("voc serve did not start listening");
-    (child, url)
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("voc serve did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[sqlx::test]
 async fn classify_then_feedback_then_read_the_transcript_and_metrics_over_http(
     _opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let (mut server, base) = spawn_server(
+    let (mut server, base) = common::spawn_server(
         &common::database_url(&connect),
         &[
             "--classify-api-keys",
@@ -176,7 +142,7 @@ async fn classify_then_feedback_then_read_the_transcript_and_metrics_over_http(
         "{metrics}"
     );
 
-    let status = terminate(&mut server);
+    let status = common::terminate(&mut server);
     assert!(
         status.success(),
         "voc serve exited with {status} on SIGTERM"
@@ -267,7 +233,7 @@ async fn a_socket_that_sends_half_a_request_line_is_closed_after_the_header_read
     _opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let (mut server, base) = spawn_server(
+    let (mut server, base) = common::spawn_server(
         &common::database_url(&connect),
         &["--header-read-timeout-ms", "200"],
     );
@@ -282,7 +248,7 @@ async fn a_socket_that_sends_half_a_request_line_is_closed_after_the_header_read
     );
     let mut fine = TcpStream::connect(address(&base)).unwrap();
     assert!(get_health(&mut fine).starts_with("HTTP/1.1 200"));
-    assert!(terminate(&mut server).success());
+    assert!(common::terminate(&mut server).success());
 }
 
 #[sqlx::test]
@@ -290,7 +256,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
     _opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let (mut server, base) = spawn_server(
+    let (mut server, base) = common::spawn_server(
         &common::database_url(&connect),
         &[
             "--idle-timeout-ms",
@@ -305,7 +271,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
     let rest = read_until_closed(&mut idle, Duration::from_secs(20))
         .expect("the server kept an idle connection open");
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
-    assert!(terminate(&mut server).success());
+    assert!(common::terminate(&mut server).success());
 }
 
 #[sqlx::test]
@@ -314,7 +280,7 @@ async fn with_a_connection_limit_of_two_a_third_connection_is_refused_until_one_
     connect: PgConnectOptions,
 ) {
     let (mut server, base) =
-        spawn_server(&common::database_url(&connect), &["--max-connections", "2"]);
+        common::spawn_server(&common::database_url(&connect), &["--max-connections", "2"]);
     let mut held: Vec<TcpStream> = (0..2)
         .map(|_| TcpStream::connect(address(&base)).unwrap())
         .collect();
@@ -351,7 +317,7 @@ async fn with_a_connection_limit_of_two_a_third_connection_is_refused_until_one_
         answer.starts_with("HTTP/1.1 200"),
         "a held connection still works: {answer}"
     );
-    assert!(terminate(&mut server).success());
+    assert!(common::terminate(&mut server).success());
 }
 
 /// Runs `voc serve` on `bind` with no API keys in its environment; `Ok(url)` if it started
@@ -413,10 +379,10 @@ async fn serve_on_a_public_address_without_keys_refuses_to_start_unless_told_ins
     }
     let (mut insecure, _) = serve_without_keys(&url, "0.0.0.0:0", &["--insecure-no-auth"])
         .expect("--insecure-no-auth starts on a public address");
-    assert!(terminate(&mut insecure).success());
+    assert!(common::terminate(&mut insecure).success());
     let (mut local, base) =
         serve_without_keys(&url, "127.0.0.1:0", &[]).expect("a loopback bind starts without keys");
     let mut stream = TcpStream::connect(address(&base)).unwrap();
     assert!(get_health(&mut stream).starts_with("HTTP/1.1 200"));
-    assert!(terminate(&mut local).success());
+    assert!(common::terminate(&mut local).success());
 }

@@ -26,15 +26,25 @@ fn is_one_of(keys: &HashSet<String>, presented: &str) -> bool {
     })
 }
 
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(v.trim());
-    }
-    headers
+/// The API keys a request presents: `X-API-Key`, then `Authorization: Bearer`.
+fn presented_keys(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.strip_prefix("Bearer "));
+    api_key.into_iter().chain(bearer).map(str::trim)
+}
+
+/// The first API key a request presents (what scopes its `Idempotency-Key`).
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    presented_keys(headers).next()
+}
+
+/// Whether any key the request presents is one of `keys` (a stray second header with a
+/// wrong key does not shut out a request that also carries a right one).
+fn presents_one_of(headers: &HeaderMap, keys: &HashSet<String>) -> bool {
+    presented_keys(headers).fold(false, |found, k| found | is_one_of(keys, k))
 }
 
 /// Who a request was let in as, for handlers that show admins more (model paths and
@@ -53,10 +63,9 @@ pub async fn require_classify_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     let keys = &state.keys;
-    let presented = presented_key(req.headers());
-    let role = if keys.is_open() || presented.is_some_and(|k| is_one_of(&keys.admin, k)) {
+    let role = if keys.is_open() || presents_one_of(req.headers(), &keys.admin) {
         Role::Admin
-    } else if presented.is_some_and(|k| is_one_of(&keys.classify, k)) {
+    } else if presents_one_of(req.headers(), &keys.classify) {
         Role::Classify
     } else {
         return Err(ApiError::Unauthorized);
@@ -72,8 +81,7 @@ pub async fn require_admin_key(
 ) -> Result<Response, ApiError> {
     let keys = &state.keys;
     // Configuring only classify keys closes the admin routes; it must not open them.
-    let allowed =
-        keys.is_open() || presented_key(req.headers()).is_some_and(|k| is_one_of(&keys.admin, k));
+    let allowed = keys.is_open() || presents_one_of(req.headers(), &keys.admin);
     if !allowed {
         return Err(ApiError::Unauthorized);
     }

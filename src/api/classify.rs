@@ -1,13 +1,19 @@
 //! POST /classify: one transcript (`text`) or several (`items`) in; each is redacted
 //! (unless the server runs with `--no-redact`), classified, stored with its prediction, and
-//! answered once committed, with the kinds and numbers of personal data replaced.
+//! answered once committed, with the kinds and numbers of personal data replaced. With an
+//! `Idempotency-Key` header a retry gets the first attempt's answer instead of a second row
+//! (see [`crate::service::idempotency`]).
 
 use crate::error::{ApiError, ApiJson};
 use crate::model::TaskPrediction;
 use crate::pipeline::{Classified, PipelineError, TextToClassify};
+use crate::service::idempotency::{self, IdempotencyKey};
 use crate::service::redaction::{redact_items, RedactionCounts};
 use crate::service::AppState;
+use crate::store::transcripts::StoredAnswer;
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -57,27 +63,74 @@ pub enum ClassifyResponse {
     Many { results: Vec<ClassificationOut> },
 }
 
+/// Says that the answer is an earlier attempt's, replayed for an `Idempotency-Key`.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
 pub async fn classify(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<ClassifyRequest>,
-) -> Result<ApiJson<ClassifyResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let (items, single) = validate(request, state.limits.max_items_per_request)?;
-    let (items, redacted) = redact_items(state.redaction, items).await;
+    let (mut items, redacted) = redact_items(state.redaction, items).await;
+    if let Some(key) = &key {
+        idempotency::assign(key, &mut items, single);
+        if let Some(earlier) = idempotency::earlier_answers(&state.pool, &items).await? {
+            let out = earlier
+                .into_iter()
+                .zip(redacted)
+                .map(|(a, r)| replayed(a, r));
+            let mut response = respond(out.collect::<Result<_, _>>()?, single).into_response();
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+    }
     let classified = state
         .pipeline
         .classify(items)
         .await
         .map_err(pipeline_error)?;
-    let mut out: Vec<ClassificationOut> = classified
+    let out = classified
         .into_iter()
         .zip(redacted)
-        .map(|(c, r)| to_out(c, r))
-        .collect();
-    Ok(ApiJson(if single {
+        .map(|(c, r)| to_out(c, r));
+    Ok(respond(out.collect(), single).into_response())
+}
+
+fn respond(mut out: Vec<ClassificationOut>, single: bool) -> ApiJson<ClassifyResponse> {
+    ApiJson(if single {
         ClassifyResponse::One(out.remove(0))
     } else {
         ClassifyResponse::Many { results: out }
-    }))
+    })
+}
+
+/// The request's `Idempotency-Key`, scoped to the API key presented with it.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get(idempotency::HEADER) else {
+        return Ok(None);
+    };
+    let caller = super::auth::presented_key(headers).unwrap_or_default();
+    IdempotencyKey::parse(value.as_bytes(), caller)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// An earlier attempt's stored answer, as it was first given.
+fn replayed(a: StoredAnswer, redacted: RedactionCounts) -> Result<ClassificationOut, ApiError> {
+    let predictions = serde_json::from_value(a.outputs)
+        .map_err(|e| ApiError::Internal(format!("a stored prediction does not parse: {e}")))?;
+    Ok(ClassificationOut {
+        transcript_id: a.transcript_id,
+        prediction_id: a.prediction_id,
+        model_version: a.model_version,
+        predictions,
+        latency_ms: a.latency_ms,
+        redacted,
+    })
 }
 
 fn to_out(c: Classified, redacted: RedactionCounts) -> ClassificationOut {
@@ -184,6 +237,7 @@ fn validate(
                 text: t.text,
                 metadata,
                 redaction_version: 0,
+                request_digest: None,
             })
         })
         .collect::<Result<Vec<_>, _>>()

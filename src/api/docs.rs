@@ -1,7 +1,11 @@
 //! GET /openapi.json (a hand-written OpenAPI 3.1 document) and GET /docs (a page that renders
-//! it with Swagger UI from a CDN, with a plain route list for when the CDN is out of reach).
+//! it with a vendored Swagger UI served from `/docs/…`, with a plain route list besides).
 
-use axum::response::Html;
+use crate::error::ApiError;
+use crate::service::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -17,21 +21,264 @@ fn ok(schema: &str) -> Value {
     json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
 }
 
-/// The OpenAPI document for every route of [`super::app`].
-pub fn document() -> Value {
-    let common = |extra: Value| {
-        let mut r = json!({
-            "400": error_response("The body is not valid JSON"),
-            "401": error_response("Missing or unknown API key"),
-            "413": error_response("The body is over the size limit"),
-            "422": error_response("The JSON does not have the expected shape or values"),
-            "503": error_response("Queue full or database unavailable; see Retry-After"),
-        });
-        if let (Some(r), Some(e)) = (r.as_object_mut(), extra.as_object()) {
-            r.extend(e.clone());
-        }
-        r
-    };
+/// A JSON answer with an inline schema.
+fn ok_with(schema: Value) -> Value {
+    json!({"description": "OK", "content": {"application/json": {"schema": schema}}})
+}
+
+/// `responses` plus what the key check, the body limit and the database may answer on any
+/// route behind a key; with `body`, also what a JSON body may be refused with.
+fn responses(own: Value, body: bool) -> Value {
+    let mut r = json!({
+        "401": error_response("Missing or unknown API key"),
+        "503": error_response("Queue full or database unavailable; see Retry-After"),
+    });
+    if body {
+        r["400"] = error_response("The body is not valid JSON, or a header is malformed");
+        r["413"] = error_response("The body is over the size limit");
+        r["415"] = error_response("The body is not sent as application/json");
+        r["422"] = error_response("The JSON does not have the expected shape or values");
+    }
+    if let (Some(r), Some(own)) = (r.as_object_mut(), own.as_object()) {
+        r.extend(own.clone());
+    }
+    r
+}
+
+/// A path parameter; a value that does not parse is answered 400.
+fn path_param(name: &str, schema: Value) -> Value {
+    json!([{"name": name, "in": "path", "required": true, "schema": schema}])
+}
+
+/// The security of a route behind a key: either header.
+fn keyed() -> Value {
+    json!([{"bearer": []}, {"apiKey": []}])
+}
+
+/// Characters Rust's `char::is_whitespace` (Unicode White_Space) counts, as a regex class
+/// body that means the same to every regex dialect.
+const WHITESPACE: &str =
+    r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// What the server knows only at run time and the document states: the tasks and classes
+/// feedback accepts, and the request limits.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub tasks: Vec<crate::data::TaskLabels>,
+    pub max_items: usize,
+}
+
+/// JSON that holds no NUL character anywhere (metadata is stored as JSONB, which cannot).
+fn no_nul_json() -> Value {
+    json!({"anyOf": [
+        {"type": "string", "pattern": "^[^\\u0000]*$"},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": "#/components/schemas/NoNulJson"}},
+        {"type": "object", "propertyNames": {"pattern": "^[^\\u0000]*$"},
+         "additionalProperties": {"$ref": "#/components/schemas/NoNulJson"}}]})
+}
+
+fn transcript_in() -> Value {
+    json!({"type": "object", "required": ["text"], "additionalProperties": false, "properties": {
+        "text": {"type": "string", "pattern": format!("^[^\\u0000]*[^\\u0000{WHITESPACE}][^\\u0000]*$"),
+                 "description": "the transcript: not blank, no NUL characters"},
+        "call_id": {"type": ["string", "null"], "pattern": "^[^\\u0000]*$"},
+        "metadata": {"anyOf": [{"type": "null"}, {"type": "object",
+            "propertyNames": {"pattern": "^[^\\u0000]*$"},
+            "additionalProperties": {"$ref": "#/components/schemas/NoNulJson"}}]}}})
+}
+
+fn classification() -> Value {
+    json!({"type": "object", "additionalProperties": false,
+        "required": ["transcript_id", "prediction_id", "model_version", "predictions", "latency_ms", "redacted"],
+        "properties": {
+            "transcript_id": {"type": "string", "format": "uuid"},
+            "prediction_id": {"type": "string", "format": "uuid"},
+            "model_version": {"type": "string"},
+            "predictions": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/TaskPrediction"}},
+            "latency_ms": {"type": "number"},
+            "redacted": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                "description": "personal data replaced by tags before the text was classified and stored, as counts per kind (CARD, PHONE, EMAIL, RRN, IBAN, SSN, NUMBER); {} when none or when the server runs with --no-redact"}}})
+}
+
+/// `labels` of a feedback request: at least one of the live tasks, each with one of its
+/// classes.
+fn feedback_labels(live: &Live) -> Value {
+    let properties: serde_json::Map<String, Value> = live
+        .tasks
+        .iter()
+        .map(|t| (t.name.clone(), json!({"enum": t.labels})))
+        .collect();
+    json!({"type": "object", "minProperties": 1, "additionalProperties": false, "properties": properties,
+        "description": "task -> label: the active model's tasks and classes, and classes added since (GET /tasks)"})
+}
+
+fn feedback_request(live: &Live) -> Value {
+    // At least one of the three, and not null (null counts as absent).
+    let named_by: Vec<Value> = ["transcript_id", "prediction_id", "call_id"]
+        .iter()
+        .map(|k| json!({"required": [k], "properties": {*k: {"type": "string"}}}))
+        .collect();
+    json!({"type": "object", "required": ["labels"], "additionalProperties": false,
+        "anyOf": named_by,
+        "description": "names the transcript by transcript_id, else prediction_id, else call_id (its newest transcript)",
+        "properties": {
+            "transcript_id": {"type": ["string", "null"], "format": "uuid"},
+            "prediction_id": {"type": ["string", "null"], "format": "uuid"},
+            "call_id": {"type": ["string", "null"], "pattern": "^[^\\u0000]*$"},
+            "labels": feedback_labels(live),
+            "annotator": {"type": ["string", "null"], "pattern": "^[^\\u0000]*$"}}})
+}
+
+/// A class name POST /tasks/{task}/labels accepts: after trimming, 1 to 100 characters,
+/// none of them control or invisible.
+fn class_name() -> Value {
+    let invisible = r"\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff";
+    json!({"type": "string", "maxLength": 100,
+        "pattern": format!("^[^{invisible}]*[^{invisible}{WHITESPACE}][^{invisible}]*$")})
+}
+
+fn schemas(live: &Live) -> Value {
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}},
+        "NoNulJson": no_nul_json(),
+        "TranscriptIn": transcript_in(),
+        "ClassifyRequest": {"oneOf": [
+            {"$ref": "#/components/schemas/TranscriptIn"},
+            {"type": "object", "required": ["items"], "additionalProperties": false, "properties": {
+                "items": {"type": "array", "minItems": 1, "maxItems": live.max_items, "items": {"$ref": "#/components/schemas/TranscriptIn"}}}}]},
+        "TaskPrediction": {"type": "object", "required": ["label", "confidence", "probabilities"], "properties": {
+            "label": {"type": "string"}, "confidence": {"type": "number"},
+            "probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}},
+        "Classification": classification(),
+        "ClassifyResponse": {"oneOf": [
+            {"$ref": "#/components/schemas/Classification"},
+            {"type": "object", "required": ["results"], "additionalProperties": false, "properties": {
+                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Classification"}}}}]},
+        "FeedbackRequest": feedback_request(live),
+        "FeedbackResponse": {"type": "object", "properties": {
+            "transcript_id": {"type": "string", "format": "uuid"},
+            "labels": {"type": "array", "items": {"type": "object", "properties": {
+                "task": {"type": "string"}, "label": {"type": "string"},
+                "outcome": {"enum": ["created", "replaced", "unchanged"]}}}}}},
+        "Transcript": {"type": "object", "properties": {
+            "id": {"type": "string", "format": "uuid"}, "call_id": {"type": ["string", "null"]},
+            "text": {"type": "string"}, "metadata": {"type": "object"}, "created_at": {"type": "string", "format": "date-time"},
+            "predictions": {"type": "array", "items": {"type": "object"}},
+            "labels": {"type": "array", "items": {"type": "object", "description": "superseded_at is set on replaced labels"}}}},
+        "ModelVersion": {"type": "object", "properties": {
+            "version": {"type": "string"},
+            "path": {"type": "string", "description": "the version's folder inside each server's model store (admin keys only)"},
+            "tasks": {"type": "array"},
+            "metrics": {"type": "object"}, "active": {"type": "boolean"},
+            "created_at": {"type": "string"}, "activated_at": {"type": ["string", "null"]},
+            "gate": {"type": ["object", "null"], "description": "for versions made by a training run: {decision: promoted|rejected, reason, run, tasks}"},
+            "files_removed_at": {"type": ["string", "null"], "description": "when a rejected version's folder was removed after its retention period"}}},
+        "TrainingRun": {"type": "object", "properties": {
+            "id": {"type": "integer"},
+            "state": {"enum": ["queued", "running", "promoted", "rejected", "superseded", "failed", "cancelled"]},
+            "trigger": {"enum": ["labels", "interval", "manual"]},
+            "requested_at": {"type": "string"}, "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]},
+            "owner": {"type": ["string", "null"], "description": "host:pid of the process running it"},
+            "heartbeat_at": {"type": ["string", "null"]},
+            "label_watermark": {"type": ["integer", "null"], "description": "labels with ids up to this are in the snapshot"},
+            "parent_version": {"type": ["string", "null"]}, "candidate_version": {"type": ["string", "null"]},
+            "snapshot": {"type": "object", "description": "labeled rows per task (train and frozen evaluation set), unlabeled rows"},
+            "progress": {"type": "object", "description": "epoch, step, planned_steps, loss, valid_score, best_score, examples_per_second, elapsed_seconds"},
+            "evaluation": {"type": ["object", "null"], "description": "the gate: candidate and active metrics on the frozen evaluation set, per task"},
+            "reason": {"type": ["string", "null"]},
+            "cancel_requested": {"type": "boolean"}}}
+    })
+}
+
+fn paths() -> Value {
+    let run_id = path_param("id", json!({"type": "integer", "format": "int64"}));
+    json!({
+        "/classify": {"post": {
+            "summary": "Classify and store one transcript (`text`) or a batch (`items`); with an Idempotency-Key, a retry gets the first attempt's answer (header Idempotent-Replayed: true) and stores nothing more",
+            "security": keyed(),
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false,
+                "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                "description": "1-255 visible ASCII characters, scoped to the API key; the same key with another body is refused (422)"}],
+            "requestBody": json_body("ClassifyRequest"),
+            "responses": responses(json!({"200": ok("ClassifyResponse")}), true)}},
+        "/feedback": {"post": {
+            "summary": "Record human labels for a transcript (admin key)",
+            "security": keyed(),
+            "requestBody": json_body("FeedbackRequest"),
+            "responses": responses(json!({"200": ok("FeedbackResponse"), "404": error_response("No such transcript, prediction or call"), "409": error_response("The call_id held personal data and, redacted, names more than one transcript")}), true)}},
+        "/transcripts/{id}": {"get": {
+            "summary": "A transcript with its predictions and labels (admin key)",
+            "security": keyed(),
+            "parameters": path_param("id", json!({"type": "string", "format": "uuid"})),
+            "responses": responses(json!({"200": ok("Transcript"), "400": error_response("The id is not a UUID"), "404": error_response("No such transcript")}), false)}},
+        "/models": {"get": {
+            "summary": "Every registered model version",
+            "security": keyed(),
+            "responses": responses(json!({"200": ok_with(json!({"type": "object", "properties": {"versions": {"type": "array", "items": {"$ref": "#/components/schemas/ModelVersion"}}}}))}), false)}},
+        "/models/active": {"get": {
+            "summary": "The version being served, its tasks and labels",
+            "security": keyed(),
+            "responses": responses(json!({"200": ok_with(json!({"type": "object", "required": ["version", "tasks"]}))}), false)}},
+        "/models/{version}/activate": {"post": {
+            "summary": "Serve a stored version here and in every process on the database: rollback (admin key)",
+            "security": keyed(),
+            "parameters": path_param("version", json!({"type": "string"})),
+            "responses": responses(json!({"200": ok("ModelVersion"), "404": error_response("No such version"), "409": error_response("The version cannot be loaded")}), false)}},
+        "/tasks": {"get": {
+            "summary": "The active model's tasks and classes, and classes added since that the next run will learn",
+            "security": keyed(),
+            "responses": responses(json!({"200": ok_with(json!({"type": "object", "required": ["model_version", "tasks"]}))}), false)}},
+        "/tasks/{task}/labels": {"post": {
+            "summary": "Add a class to a task (admin key); feedback may use it at once, the next training run learns it",
+            "security": keyed(),
+            "parameters": path_param("task", json!({"type": "string"})),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": class_name()}}}}},
+            "responses": responses(json!({"201": {"description": "Added"}, "200": {"description": "Already known"}, "404": error_response("No such task")}), true)}},
+        "/training-runs": {
+            "get": {
+                "summary": "Fine-tuning runs, newest first",
+                "security": keyed(),
+                "parameters": [{"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "format": "int64"}, "description": "how many (default 50, clamped to 1-500)"}],
+                "responses": responses(json!({"200": ok_with(json!({"type": "object", "properties": {"runs": {"type": "array", "items": {"$ref": "#/components/schemas/TrainingRun"}}}})), "400": error_response("limit is not an integer")}), false)},
+            "post": {
+                "summary": "Ask for a fine-tuning run now (admin key); answers the open run if one is queued or running",
+                "security": keyed(),
+                "responses": responses(json!({"202": {"description": "Queued"}, "200": {"description": "A run is already queued or running"}}), false)}},
+        "/training-runs/{id}": {"get": {
+            "summary": "One run: state, progress, snapshot, the gate's evaluation and decision",
+            "security": keyed(),
+            "parameters": run_id,
+            "responses": responses(json!({"200": ok("TrainingRun"), "400": error_response("The id is not an integer"), "404": error_response("No such run")}), false)}},
+        "/training-runs/{id}/cancel": {"post": {
+            "summary": "Cancel a queued run, or stop a running one at its next step (admin key)",
+            "security": keyed(),
+            "parameters": run_id,
+            "responses": responses(json!({"202": ok("TrainingRun"), "400": error_response("The id is not an integer"), "404": error_response("No such run"), "409": error_response("The run already ended")}), false)}},
+        "/health": {"get": {"summary": "Liveness (alias /healthz): 503 once the inference thread is dead", "responses": {"200": {"description": "OK"}, "503": error_response("The inference thread is dead")}}},
+        "/ready": {"get": {"summary": "Readiness: the model is loaded and the database answers (alias /readyz)", "responses": {"200": {"description": "OK"}, "503": error_response("Database unavailable or the inference thread is dead")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (text format); needs a key when keys are configured, unless --public-metrics", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}, "401": error_response("Missing or unknown API key")}}},
+        "/openapi.json": {"get": {"summary": "This document; needs a key when keys are configured, unless --public-docs", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK", "content": {"application/json": {}}}, "401": error_response("Missing or unknown API key"), "503": error_response("Database unavailable")}}},
+        "/docs": {"get": {"summary": "API documentation page; needs a key when keys are configured, unless --public-docs", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK", "content": {"text/html": {}}}, "401": error_response("Missing or unknown API key")}}},
+        "/docs/swagger-ui-bundle.js": asset_path("Swagger UI's script (vendored, Apache-2.0)", "text/javascript"),
+        "/docs/swagger-ui.css": asset_path("Swagger UI's style sheet (vendored, Apache-2.0)", "text/css"),
+        "/docs/swagger-ui-init.js": asset_path("Starts Swagger UI on /docs", "text/javascript")
+    })
+}
+
+/// A file of the /docs page: same keys as /docs.
+fn asset_path(summary: &str, content_type: &str) -> Value {
+    json!({"get": {"summary": summary, "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {
+        "200": {"description": "OK", "content": {content_type: {}}},
+        "401": error_response("Missing or unknown API key")}}})
+}
+
+/// The OpenAPI document for every route of [`super::app`], with what only the running
+/// server knows (its tasks and classes, its limits). `tests/openapi_contract.rs` runs
+/// schemathesis against it, so a handler that drifts from it fails the tests.
+pub fn document(live: &Live) -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -44,142 +291,62 @@ pub fn document() -> Value {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
             },
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                    "type": "object", "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}},
-                "TranscriptIn": {"type": "object", "required": ["text"], "additionalProperties": false, "properties": {
-                    "text": {"type": "string", "minLength": 1},
-                    "call_id": {"type": ["string", "null"]},
-                    "metadata": {"type": ["object", "null"]}}},
-                "ClassifyRequest": {"oneOf": [
-                    {"$ref": "#/components/schemas/TranscriptIn"},
-                    {"type": "object", "required": ["items"], "additionalProperties": false, "properties": {
-                        "items": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/TranscriptIn"}}}}]},
-                "TaskPrediction": {"type": "object", "properties": {
-                    "label": {"type": "string"}, "confidence": {"type": "number"},
-                    "probabilities": {"type": "object", "additionalProperties": {"type": "number"}}}},
-                "Classification": {"type": "object", "properties": {
-                    "transcript_id": {"type": "string", "format": "uuid"},
-                    "prediction_id": {"type": "string", "format": "uuid"},
-                    "model_version": {"type": "string"},
-                    "predictions": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/TaskPrediction"}},
-                    "latency_ms": {"type": "number"},
-                    "redacted": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
-                        "description": "personal data replaced by tags before the text was classified and stored, as counts per kind (CARD, PHONE, EMAIL, RRN, IBAN, SSN, NUMBER); {} when none or when the server runs with --no-redact"}}},
-                "ClassifyResponse": {"oneOf": [
-                    {"$ref": "#/components/schemas/Classification"},
-                    {"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Classification"}}}}]},
-                "FeedbackRequest": {"type": "object", "required": ["labels"], "additionalProperties": false, "properties": {
-                    "transcript_id": {"type": "string", "format": "uuid"},
-                    "prediction_id": {"type": "string", "format": "uuid"},
-                    "call_id": {"type": "string"},
-                    "labels": {"type": "object", "additionalProperties": {"type": "string"}, "description": "task -> label; both must be the active model's"},
-                    "annotator": {"type": "string"}}},
-                "FeedbackResponse": {"type": "object", "properties": {
-                    "transcript_id": {"type": "string", "format": "uuid"},
-                    "labels": {"type": "array", "items": {"type": "object", "properties": {
-                        "task": {"type": "string"}, "label": {"type": "string"},
-                        "outcome": {"enum": ["created", "replaced", "unchanged"]}}}}}},
-                "Transcript": {"type": "object", "properties": {
-                    "id": {"type": "string", "format": "uuid"}, "call_id": {"type": ["string", "null"]},
-                    "text": {"type": "string"}, "metadata": {"type": "object"}, "created_at": {"type": "string", "format": "date-time"},
-                    "predictions": {"type": "array", "items": {"type": "object"}},
-                    "labels": {"type": "array", "items": {"type": "object", "description": "superseded_at is set on replaced labels"}}}},
-                "ModelVersion": {"type": "object", "properties": {
-                    "version": {"type": "string"}, "path": {"type": "string"}, "tasks": {"type": "array"},
-                    "metrics": {"type": "object"}, "active": {"type": "boolean"},
-                    "created_at": {"type": "string"}, "activated_at": {"type": ["string", "null"]},
-                    "gate": {"type": ["object", "null"], "description": "for versions made by a training run: {decision: promoted|rejected, reason, run, tasks}"}}},
-                "TrainingRun": {"type": "object", "properties": {
-                    "id": {"type": "integer"},
-                    "state": {"enum": ["queued", "running", "promoted", "rejected", "failed", "cancelled"]},
-                    "trigger": {"enum": ["labels", "interval", "manual"]},
-                    "requested_at": {"type": "string"}, "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]},
-                    "owner": {"type": ["string", "null"], "description": "host:pid of the process running it"},
-                    "heartbeat_at": {"type": ["string", "null"]},
-                    "label_watermark": {"type": ["integer", "null"], "description": "labels with ids up to this are in the snapshot"},
-                    "parent_version": {"type": ["string", "null"]}, "candidate_version": {"type": ["string", "null"]},
-                    "snapshot": {"type": "object", "description": "labeled rows per task (train and frozen evaluation set), unlabeled rows"},
-                    "progress": {"type": "object", "description": "epoch, step, planned_steps, loss, valid_score, best_score, examples_per_second, elapsed_seconds"},
-                    "evaluation": {"type": ["object", "null"], "description": "the gate: candidate and active metrics on the frozen evaluation set, per task"},
-                    "reason": {"type": ["string", "null"]},
-                    "cancel_requested": {"type": "boolean"}}}
-            }
+            "schemas": schemas(live)
         },
-        "paths": {
-            "/classify": {"post": {
-                "summary": "Classify and store one transcript (`text`) or a batch (`items`)",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "requestBody": json_body("ClassifyRequest"),
-                "responses": common(json!({"200": ok("ClassifyResponse")}))}},
-            "/feedback": {"post": {
-                "summary": "Record human labels for a transcript (admin key)",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "requestBody": json_body("FeedbackRequest"),
-                "responses": common(json!({"200": ok("FeedbackResponse"), "404": error_response("No such transcript, prediction or call"), "409": error_response("The call_id held personal data and, redacted, names more than one transcript")}))}},
-            "/transcripts/{id}": {"get": {
-                "summary": "A transcript with its predictions and labels (admin key)",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}],
-                "responses": common(json!({"200": ok("Transcript"), "404": error_response("No such transcript")}))}},
-            "/models": {"get": {
-                "summary": "Every registered model version",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object", "properties": {"versions": {"type": "array", "items": {"$ref": "#/components/schemas/ModelVersion"}}}}}}}}}},
-            "/models/active": {"get": {
-                "summary": "The version being served, its tasks and labels",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "responses": {"200": {"description": "OK"}}}},
-            "/models/{version}/activate": {"post": {
-                "summary": "Serve a stored version here and in every process on the database: rollback (admin key)",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": {"200": ok("ModelVersion"), "404": error_response("No such version"), "409": error_response("The version cannot be loaded")}}},
-            "/tasks": {"get": {
-                "summary": "The active model's tasks and classes, and classes added since that the next run will learn",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "responses": {"200": {"description": "OK"}}}},
-            "/tasks/{task}/labels": {"post": {
-                "summary": "Add a class to a task (admin key); feedback may use it at once, the next training run learns it",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "parameters": [{"name": "task", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": {"type": "string", "minLength": 1, "maxLength": 100}}}}}},
-                "responses": common(json!({"201": {"description": "Added"}, "200": {"description": "Already known"}, "404": error_response("No such task")}))}},
-            "/training-runs": {
-                "get": {
-                    "summary": "Fine-tuning runs, newest first (`?limit=`, default 50)",
-                    "security": [{"bearer": []}, {"apiKey": []}],
-                    "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object", "properties": {"runs": {"type": "array", "items": {"$ref": "#/components/schemas/TrainingRun"}}}}}}}}},
-                "post": {
-                    "summary": "Ask for a fine-tuning run now (admin key); answers the open run if one is queued or running",
-                    "security": [{"bearer": []}, {"apiKey": []}],
-                    "responses": {"202": {"description": "Queued"}, "200": {"description": "A run is already queued or running"}}}},
-            "/training-runs/{id}": {"get": {
-                "summary": "One run: state, progress, snapshot, the gate's evaluation and decision",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
-                "responses": {"200": ok("TrainingRun"), "404": error_response("No such run")}}},
-            "/training-runs/{id}/cancel": {"post": {
-                "summary": "Cancel a queued run, or stop a running one at its next step (admin key)",
-                "security": [{"bearer": []}, {"apiKey": []}],
-                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
-                "responses": {"202": ok("TrainingRun"), "404": error_response("No such run"), "409": error_response("The run already ended")}}},
-            "/health": {"get": {"summary": "Liveness (alias /healthz)", "responses": {"200": {"description": "OK"}}}},
-            "/ready": {"get": {"summary": "Readiness: the model is loaded and the database answers (alias /readyz)", "responses": {"200": {"description": "OK"}, "503": error_response("Database unavailable")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics (text format); needs a key when keys are configured, unless --public-metrics", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}, "401": error_response("Missing or unknown API key")}}},
-            "/openapi.json": {"get": {"summary": "This document; needs a key when keys are configured, unless --public-docs", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK"}, "401": error_response("Missing or unknown API key")}}},
-            "/docs": {"get": {"summary": "API documentation page; needs a key when keys are configured, unless --public-docs", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK", "content": {"text/html": {}}}, "401": error_response("Missing or unknown API key")}}}
-        }
+        "paths": paths()
     })
 }
 
-pub async fn openapi() -> Json<Value> {
-    Json(document())
+/// The document as this server answers it now.
+pub async fn live_document(state: &AppState) -> Result<Value, ApiError> {
+    let live = Live {
+        tasks: super::tasks::allowed(state).await?,
+        max_items: state.limits.max_items_per_request,
+    };
+    Ok(document(&live))
 }
 
-pub async fn page() -> Html<String> {
-    let doc = document();
+pub async fn openapi(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(live_document(&state).await?))
+}
+
+/// Swagger UI 5.33.1, vendored (see `swagger_ui/README.md`): the page loads nothing from
+/// another site.
+const SWAGGER_UI_JS: &str = include_str!("swagger_ui/swagger-ui-bundle.js");
+const SWAGGER_UI_CSS: &str = include_str!("swagger_ui/swagger-ui.css");
+/// Starts Swagger UI on the page; a file of its own so the page needs no inline script.
+const SWAGGER_UI_INIT: &str =
+    "window.onload = function () { SwaggerUIBundle({url: \"/openapi.json\", dom_id: \"#swagger-ui\"}); };\n";
+/// Scripts and styles from this server only.
+const PAGE_CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:";
+
+pub async fn swagger_ui_js() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SWAGGER_UI_JS)
+}
+
+pub async fn swagger_ui_css() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", SWAGGER_UI_CSS)
+}
+
+pub async fn swagger_ui_init() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SWAGGER_UI_INIT)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+}
+
+/// The API documentation: Swagger UI over `/openapi.json`, and a plain list of the routes
+/// for a browser without JavaScript.
+pub async fn page() -> impl IntoResponse {
+    let doc = document(&Live::default());
     let mut list = String::new();
     if let Some(paths) = doc["paths"].as_object() {
         for (path, ops) in paths {
@@ -189,22 +356,23 @@ pub async fn page() -> Html<String> {
                     "<li><code>{} {}</code> — {}</li>\n",
                     method.to_uppercase(),
                     path,
-                    summary.replace('<', "&lt;")
+                    summary.replace('&', "&amp;").replace('<', "&lt;")
                 ));
             }
         }
     }
-    Html(format!(
+    let html = format!(
         r##"<!doctype html>
 <html><head><meta charset="utf-8"><title>voc API</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body>
 <div id="swagger-ui"><h1>voc API</h1>
-<p>The interactive view needs the Swagger UI CDN; the raw document is at <a href="/openapi.json">/openapi.json</a>.</p>
+<p>The raw document is at <a href="/openapi.json">/openapi.json</a>.</p>
 <ul>
 {list}</ul></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js" crossorigin></script>
-<script>if (window.SwaggerUIBundle) {{ SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}}); }}</script>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-init.js"></script>
 </body></html>"##
-    ))
+    );
+    ([(header::CONTENT_SECURITY_POLICY, PAGE_CSP)], Html(html))
 }

@@ -32,7 +32,10 @@ pub fn app(state: AppState) -> Router {
     let metrics_routes = Router::new().route("/metrics", get(health::metrics));
     let docs_routes = Router::new()
         .route("/openapi.json", get(docs::openapi))
-        .route("/docs", get(docs::page));
+        .route("/docs", get(docs::page))
+        .route("/docs/swagger-ui-bundle.js", get(docs::swagger_ui_js))
+        .route("/docs/swagger-ui.css", get(docs::swagger_ui_css))
+        .route("/docs/swagger-ui-init.js", get(docs::swagger_ui_init));
     let (mut keyed, mut open) = (Router::new(), Router::new());
     for (routes, public) in [
         (metrics_routes, state.keys.public_metrics),

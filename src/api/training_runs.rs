@@ -3,6 +3,7 @@
 use crate::error::{ApiError, ApiJson};
 use crate::service::AppState;
 use crate::store::training_runs::{self, TrainingRun};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -16,8 +17,9 @@ pub struct ListQuery {
 
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<ApiJson<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let runs = training_runs::list(&state.pool, limit).await?;
     Ok(ApiJson(json!({ "runs": runs })))

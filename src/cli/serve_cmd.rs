@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// taken for dead and marked failed.
     #[arg(long, env = "VOC_LEARNING_ORPHAN_AFTER_S", default_value_t = 10)]
     pub learning_orphan_after_s: u64,
+    /// Days a version the gate rejected keeps its folder in the model store (for a look, or a
+    /// manual activation) before the scheduler removes it; 0 keeps them forever.
+    #[arg(long, env = "VOC_REJECTED_RETENTION_DAYS", default_value_t = 30)]
+    pub rejected_retention_days: u64,
     /// Most unlabeled transcripts (newest first) a run samples for the association loss.
     #[arg(long, env = "VOC_UNLABELED_SAMPLE", default_value_t = 2000)]
     pub unlabeled_sample: i64,
@@ -214,6 +218,8 @@ impl ServeArgs {
                 eval_share: self.eval_share,
                 unlabeled_sample: self.unlabeled_sample.max(0),
                 orphan_after: Duration::from_secs(self.learning_orphan_after_s.max(2)),
+                rejected_retention: (self.rejected_retention_days > 0)
+                    .then(|| Duration::from_secs(self.rejected_retention_days * 24 * 3600)),
                 fine_tune: FineTuneSettings {
                     max_epochs: self.finetune_epochs.max(1),
                     threads: self.training_threads.max(1),

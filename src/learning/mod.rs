@@ -3,6 +3,7 @@
 
 pub mod eval_set;
 pub mod gate;
+pub mod retention;
 pub mod run;
 pub mod scheduler;
 

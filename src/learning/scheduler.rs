@@ -5,6 +5,7 @@
 
 use super::eval_set::in_frozen_eval;
 use super::gate::GateSettings;
+use super::retention;
 use super::run::{
     execute, fine_tune_config, snapshot_dataset, tasks_with_added, FineTuneSettings, RunInput,
     RunResult,
@@ -38,6 +39,9 @@ pub struct LearningSettings {
     /// A `running` run whose owner has not beaten its heartbeat (every second) for this
     /// long is taken for dead and marked failed by the next holder of the training lock.
     pub orphan_after: Duration,
+    /// Folders of versions the gate rejected (and nobody activated) are removed this long
+    /// after the run; `None` keeps them forever.
+    pub rejected_retention: Option<Duration>,
     pub fine_tune: FineTuneSettings,
     pub gate: GateSettings,
 }
@@ -52,6 +56,7 @@ impl Default for LearningSettings {
             eval_share: 0.1,
             unlabeled_sample: 2000,
             orphan_after: Duration::from_secs(10),
+            rejected_retention: Some(Duration::from_secs(30 * 24 * 3600)),
             fine_tune: FineTuneSettings::default(),
             gate: GateSettings::default(),
         }
@@ -158,7 +163,10 @@ async fn tick(
                 "training run left running by a stopped process marked failed"
             );
         }
-        remove_partial_versions(&state.store_dir);
+        retention::remove_partial_versions(&state.store_dir);
+        if let Some(keep) = settings.rejected_retention {
+            retention::remove_expired_rejected(&state.pool, &state.store_dir, keep).await?;
+        }
         // Checked again under the lock: another process may just have run it.
         match due(state, settings, started).await? {
             Some(trigger) if trigger != "orphan-check" => {
@@ -172,22 +180,6 @@ async fn tick(
     let _ = sqlx::Connection::close(conn).await;
     tracing::debug!(trigger, "training slot released");
     result
-}
-
-/// Hidden `.tmp-*` folders are versions whose writing was interrupted: never loadable,
-/// removed here (only the holder of the training slot writes versions).
-fn remove_partial_versions(store: &std::path::Path) {
-    for entry in std::fs::read_dir(store).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".tmp-") && entry.path().is_dir() {
-            match std::fs::remove_dir_all(entry.path()) {
-                Ok(()) => tracing::warn!(folder = name, "removed a half-written model version"),
-                Err(e) => {
-                    tracing::warn!(folder = name, error = %e, "cannot remove a half-written model version")
-                }
-            }
-        }
-    }
 }
 
 /// Messages from the training thread.

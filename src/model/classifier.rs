@@ -16,7 +16,7 @@ use tch::{Device, Kind, Tensor};
 const CHUNK: usize = 256;
 
 /// One task's answer for one text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TaskPrediction {
     pub label: String,
     pub confidence: f32,

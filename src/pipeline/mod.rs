@@ -30,6 +30,9 @@ pub struct TextToClassify {
     pub metadata: serde_json::Value,
     /// The redactor version that redacted `text` and `call_id` (0: stored as given).
     pub redaction_version: i16,
+    /// For a request sent with an `Idempotency-Key`: the digest of the whole request, stored
+    /// with the transcript so a retry can be told from another request under the same key.
+    pub request_digest: Option<Vec<u8>>,
 }
 
 /// One text's stored prediction.

@@ -51,6 +51,7 @@ async fn commit_batch(
                     text: item.text.clone(),
                     metadata: item.metadata.clone(),
                     redaction_version: item.redaction_version,
+                    request_digest: item.request_digest.clone(),
                     model_version: version.to_string(),
                     outputs: serde_json::to_string(&p.tasks).unwrap_or_default(),
                     latency_ms: s.latency_ms,

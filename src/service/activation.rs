@@ -7,7 +7,7 @@
 
 use super::AppState;
 use crate::model::Classifier;
-use crate::store::models::{self, Activation, ModelVersionRow, ACTIVATED_CHANNEL};
+use crate::store::models::{self, Activation, ModelVersionRow};
 use crate::store::StoreError;
 use sqlx::postgres::PgListener;
 use std::time::Duration;
@@ -90,9 +90,16 @@ pub async fn follow_database(state: &AppState) -> Result<bool, ActivationError> 
 }
 
 async fn load(state: &AppState, row: &ModelVersionRow) -> Result<Classifier, ActivationError> {
+    let dir = models::folder_in(&state.store_dir, row).ok_or_else(|| ActivationError::Load {
+        version: row.version.clone(),
+        reason: format!(
+            "its recorded path {:?} is not a folder name inside the store",
+            row.path
+        ),
+    })?;
     state
         .pipeline
-        .load(row.path.clone().into())
+        .load(dir)
         .await
         .map_err(|e| ActivationError::Load {
             version: row.version.clone(),
@@ -133,11 +140,8 @@ pub fn spawn_follower(
         let mut last_error: Option<String> = None;
         loop {
             if listener.is_none() {
-                match PgListener::connect_with(&state.pool).await {
-                    Ok(mut l) => match l.listen(ACTIVATED_CHANNEL).await {
-                        Ok(()) => listener = Some(l),
-                        Err(e) => tracing::debug!(error = %e, "cannot LISTEN yet"),
-                    },
+                match models::listen_activations(&state.pool).await {
+                    Ok(l) => listener = Some(l),
                     Err(e) => tracing::debug!(error = %e, "cannot LISTEN yet"),
                 }
             }

@@ -2,6 +2,7 @@
 
 pub mod activation;
 mod http;
+pub mod idempotency;
 pub mod redaction;
 mod run;
 mod startup;

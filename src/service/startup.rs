@@ -82,6 +82,8 @@ pub async fn register_store(
 }
 
 /// Records one version folder in `model_versions`; an unreadable one is skipped with a warning.
+/// The path recorded is the folder's name inside the store, which every replica resolves
+/// against its own `--store`: an absolute path would name this machine's folder only.
 pub async fn register_version(pool: &sqlx::PgPool, dir: &Path) -> Result<(), store::StoreError> {
     let manifest = match read_manifest(dir) {
         Ok(m) => m,
@@ -98,7 +100,7 @@ pub async fn register_version(pool: &sqlx::PgPool, dir: &Path) -> Result<(), sto
         pool,
         NewModelVersion {
             version: &manifest.version,
-            path: &dir.display().to_string(),
+            path: &version_name(dir),
             tasks: serde_json::to_value(&manifest.tasks).unwrap_or_default(),
             metrics,
         },

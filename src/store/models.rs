@@ -8,6 +8,8 @@ use sqlx::PgPool;
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct ModelVersionRow {
     pub version: String,
+    /// The version's folder relative to the model store: each replica resolves it against
+    /// its own `--store` (see [`folder_in`]).
     pub path: String,
     pub tasks: serde_json::Value,
     pub metrics: serde_json::Value,
@@ -16,6 +18,19 @@ pub struct ModelVersionRow {
     pub activated_at: Option<DateTime<Utc>>,
     /// The gate's decision, for versions made by a training run.
     pub gate: Option<serde_json::Value>,
+    /// When the retention sweep removed the folder of this rejected version.
+    pub files_removed_at: Option<DateTime<Utc>>,
+}
+
+/// Where `row`'s folder is in the model store at `store`; `None` when the recorded path is
+/// not a plain folder name (absolute, or climbing out with `..`).
+pub fn folder_in(store: &std::path::Path, row: &ModelVersionRow) -> Option<std::path::PathBuf> {
+    let relative = std::path::Path::new(&row.path);
+    let mut parts = relative.components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(name)), None) => Some(store.join(name)),
+        _ => None,
+    }
 }
 
 /// What is known about a version folder when it is registered.
@@ -144,7 +159,7 @@ pub async fn active_version(pool: &PgPool) -> Result<Option<String>, StoreError>
 /// Every recorded version, newest first.
 pub async fn list(pool: &PgPool) -> Result<Vec<ModelVersionRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT version, path, tasks, metrics, active, created_at, activated_at, gate
+        "SELECT version, path, tasks, metrics, active, created_at, activated_at, gate, files_removed_at
          FROM model_versions ORDER BY version DESC",
     )
     .fetch_all(pool)
@@ -154,7 +169,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<ModelVersionRow>, StoreError> {
 /// One recorded version.
 pub async fn get(pool: &PgPool, version: &str) -> Result<Option<ModelVersionRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT version, path, tasks, metrics, active, created_at, activated_at, gate
+        "SELECT version, path, tasks, metrics, active, created_at, activated_at, gate, files_removed_at
          FROM model_versions WHERE version = $1",
     )
     .bind(version)
@@ -196,4 +211,50 @@ pub async fn rejected(pool: &PgPool) -> Result<Vec<String>, StoreError> {
             .fetch_all(pool)
             .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// A LISTEN for activations on a connection of its own, made with the pool's settings but outside it: a
+/// listener holds its connection for as long as it lives, and taking it from the pool would
+/// leave requests one connection short for the life of the process.
+pub async fn listen_activations(pool: &PgPool) -> Result<sqlx::postgres::PgListener, StoreError> {
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await?;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
+    listener.listen(ACTIVATED_CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Versions the gate rejected more than `age` ago that were never made active: the ones
+/// whose folders the retention sweep removes.
+pub async fn rejected_before(
+    pool: &PgPool,
+    age: std::time::Duration,
+) -> Result<Vec<ModelVersionRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT version, path, tasks, metrics, active, created_at, activated_at, gate, files_removed_at
+         FROM model_versions
+         WHERE gate->>'decision' = 'rejected' AND NOT active AND activated_at IS NULL
+           AND created_at < now() - make_interval(secs => $1)
+         ORDER BY version",
+    )
+    .bind(age.as_secs_f64())
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Records that the folder of `version` was removed (the first sweep's time stays).
+pub async fn mark_files_removed(pool: &PgPool, version: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE model_versions SET files_removed_at = now()
+         WHERE version = $1 AND files_removed_at IS NULL",
+    )
+    .bind(version)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

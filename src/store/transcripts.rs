@@ -16,6 +16,8 @@ pub struct ClassifiedRow {
     pub metadata: serde_json::Value,
     /// Which redactor rewrote `text` and `call_id` (0: stored as given).
     pub redaction_version: i16,
+    /// The digest of the `Idempotency-Key` request this row answers, if it had one.
+    pub request_digest: Option<Vec<u8>>,
     pub model_version: String,
     /// `{task: {label, confidence, probabilities}}` as JSON text (stored exactly as answered).
     pub outputs: String,
@@ -23,7 +25,9 @@ pub struct ClassifiedRow {
 }
 
 /// Writes every transcript and its prediction in one statement (so one transaction):
-/// either all rows of the batch are committed or none.
+/// either all rows of the batch are committed or none. A transcript whose id is already
+/// stored (two attempts of one `Idempotency-Key` request racing, in one batch or in two)
+/// is skipped with its prediction; the rows stored first stay.
 pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
@@ -38,6 +42,7 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
     let mut outputs = Vec::with_capacity(n);
     let mut latencies = Vec::with_capacity(n);
     let mut redaction_versions = Vec::with_capacity(n);
+    let mut digests = Vec::with_capacity(n);
     for r in rows {
         transcript_ids.push(r.transcript_id);
         prediction_ids.push(r.prediction_id);
@@ -48,15 +53,20 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
         outputs.push(r.outputs.as_str());
         latencies.push(r.latency_ms);
         redaction_versions.push(r.redaction_version);
+        digests.push(r.request_digest.as_deref());
     }
     sqlx::query(
         "WITH t AS (
-             INSERT INTO transcripts (id, call_id, text, metadata, redaction_version)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $9::smallint[])
+             INSERT INTO transcripts (id, call_id, text, metadata, redaction_version, request_digest)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $9::smallint[], $10::bytea[])
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id
          )
          INSERT INTO predictions (id, transcript_id, model_version, outputs, latency_ms)
-         SELECT p, t, v, o::jsonb, l
-         FROM UNNEST($5::uuid[], $1::uuid[], $6::text[], $7::text[], $8::real[]) AS u(p, t, v, o, l)",
+         SELECT DISTINCT ON (u.t) p, u.t, v, o::jsonb, l
+         FROM UNNEST($5::uuid[], $1::uuid[], $6::text[], $7::text[], $8::real[]) AS u(p, t, v, o, l)
+         JOIN t ON t.id = u.t
+         ORDER BY u.t",
     )
     .bind(&transcript_ids)
     .bind(&call_ids)
@@ -67,9 +77,38 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
     .bind(&outputs)
     .bind(&latencies)
     .bind(&redaction_versions)
+    .bind(&digests)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// A stored transcript's first prediction, as POST /classify answered it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredAnswer {
+    pub transcript_id: Uuid,
+    pub prediction_id: Uuid,
+    pub model_version: String,
+    pub outputs: serde_json::Value,
+    pub latency_ms: f32,
+    pub request_digest: Option<Vec<u8>>,
+}
+
+/// The stored answers of the transcripts `ids`, in the order of `ids`; ids not stored are
+/// left out.
+pub async fn stored_answers(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<StoredAnswer>, StoreError> {
+    let rows = sqlx::query_as(
+        "SELECT DISTINCT ON (w.ord) t.id AS transcript_id, p.id AS prediction_id,
+                p.model_version, p.outputs, p.latency_ms, t.request_digest
+         FROM UNNEST($1::uuid[]) WITH ORDINALITY AS w(id, ord)
+         JOIN transcripts t ON t.id = w.id
+         JOIN predictions p ON p.transcript_id = t.id
+         ORDER BY w.ord, p.created_at",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]

@@ -57,6 +57,25 @@ pub fn private_store() -> (tempfile::TempDir, String) {
     (dir, name)
 }
 
+/// Copies version `base` of `store` to a new folder `name` whose manifest names it `name`.
+pub fn copy_version_as(store: &Path, base: &str, name: &str) {
+    let target = store.join(name);
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(store.join(base)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+    let manifest_path = target.join(voc::model::version_dir::MANIFEST_FILE);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["version"] = serde_json::json!(name);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+}
+
 /// The URL of the database `#[sqlx::test]` made for a test, for a `voc` process to use.
 pub fn database_url(connect: &sqlx::postgres::PgConnectOptions) -> String {
     format!(
@@ -187,4 +206,38 @@ pub async fn post_json(app: &Router, uri: &str, body: &Value) -> Answer {
 
 pub async fn get(app: &Router, uri: &str) -> Answer {
     send_raw(app, "GET", uri, None, Body::empty(), &[]).await
+}
+
+/// Starts `voc serve` and returns it with its base URL (read from its "listening on" line).
+pub fn spawn_server(database_url: &str, extra: &[&str]) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voc"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--store"])
+        .arg(model_store())
+        .args(["--database-url", database_url])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn voc serve");
+    let url = listening_url(child.stdout.take().unwrap(), Duration::from_secs(60))
+        .expect("voc serve did not start listening");
+    (child, url)
+}
+
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("voc serve did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
