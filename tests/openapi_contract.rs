@@ -45,7 +45,7 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_server(
             .args(["--header", "Authorization: Bearer ak"])
             .args(["--checks", "all", "--max-examples", "15", "--seed", "1"])
             .args(["--generation-deterministic", "--workers", "1", "--no-color"])
-            .args(["--generation-database", "none"])
+            .current_dir(report.path())
             .arg("--report-dir")
             .arg(report.path())
             .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
