@@ -124,12 +124,21 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<crate::service::idempotency::KeyError> for ApiError {
+    fn from(e: crate::service::idempotency::KeyError) -> ApiError {
+        use crate::service::idempotency::KeyError;
+        match e {
+            KeyError::Malformed => ApiError::BadRequest(e.to_string()),
+            KeyError::Reused => ApiError::unprocessable(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::service::idempotency::ReplayError> for ApiError {
     fn from(e: crate::service::idempotency::ReplayError) -> ApiError {
-        use crate::service::idempotency::{KeyError, ReplayError};
+        use crate::service::idempotency::ReplayError;
         match e {
-            ReplayError::Key(k @ KeyError::Malformed) => ApiError::BadRequest(k.to_string()),
-            ReplayError::Key(k @ KeyError::Reused) => ApiError::unprocessable(k.to_string()),
+            ReplayError::Key(k) => k.into(),
             ReplayError::Store(s) => s.into(),
         }
     }

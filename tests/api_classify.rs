@@ -841,3 +841,45 @@ async fn twenty_attempts_of_one_keyed_request_at_once_store_one_transcript(pool:
     );
     assert_eq!(stored_rows(&pool).await, (1, 1));
 }
+
+#[sqlx::test]
+async fn a_wrong_key_in_one_header_does_not_shut_out_a_right_key_in_the_other(pool: sqlx::PgPool) {
+    let mut settings = common::settings();
+    settings.keys = voc::service::ApiKeys::from_lists("classify-key", "admin-key");
+    let (app, _) = common::app_with(settings, pool).await;
+    let body = json!({"text": "환불해 주세요"}).to_string();
+    let both = [
+        ("x-api-key", "wrong"),
+        ("authorization", "Bearer classify-key"),
+    ];
+    let a = send_raw(
+        &app,
+        "POST",
+        "/classify",
+        Some("application/json"),
+        body.clone(),
+        &both,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let admin = [
+        ("x-api-key", "wrong"),
+        ("authorization", "Bearer admin-key"),
+    ];
+    let a = send_raw(&app, "POST", "/training-runs", None, Body::empty(), &admin).await;
+    assert_ne!(a.status, 401, "{}", a.text);
+    let neither = [
+        ("x-api-key", "wrong"),
+        ("authorization", "Bearer also-wrong"),
+    ];
+    let a = send_raw(
+        &app,
+        "POST",
+        "/classify",
+        Some("application/json"),
+        body,
+        &neither,
+    )
+    .await;
+    assert_eq!(a.status, 401, "{}", a.text);
+}

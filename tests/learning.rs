@@ -524,8 +524,8 @@ async fn the_interval_starts_a_run_when_any_label_arrived(pool: sqlx::PgPool) {
 /// the weights are the same), so a test has a version to roll back to.
 /// Waits until a session of this database waits for a lock on table `table`.
 async fn wait_for_lock_wait(pool: &sqlx::PgPool, table: &str) {
-    let started = Instant::now();
-    loop {
+    let what = format!("nobody waits for {table}");
+    common::wait_until(Duration::from_secs(60), &what, || async {
         let (waiting,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
         )
@@ -533,15 +533,9 @@ async fn wait_for_lock_wait(pool: &sqlx::PgPool, table: &str) {
         .fetch_one(pool)
         .await
         .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "nobody waits for {table}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        waiting > 0
+    })
+    .await;
 }
 
 #[sqlx::test]

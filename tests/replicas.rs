@@ -6,7 +6,7 @@ mod common;
 
 use common::post_json;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use voc::service::{AppState, ServiceSettings};
 
 const OLDER: &str = "v00000000-000000-0000";
@@ -81,24 +81,21 @@ async fn a_path_recorded_by_an_older_server_or_pointing_outside_the_store_is_not
 
 /// Waits until a session on this database has sent LISTEN (the follower is listening).
 async fn wait_for_listen(pool: &sqlx::PgPool) {
-    let started = Instant::now();
-    loop {
-        let listening: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
+    common::wait_until(
+        Duration::from_secs(30),
+        "the follower never listened",
+        || async {
+            let listening: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if listening > 0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the follower never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            listening > 0
+        },
+    )
+    .await;
 }
 
 /// Every connection of the pool taken at once (fails when one is held elsewhere).
@@ -138,12 +135,10 @@ async fn the_activation_listener_holds_no_connection_of_the_pool_and_still_hears
 
     let a = post_json(&app_a, &format!("/models/{OLDER}/activate"), &json!({})).await;
     assert_eq!(a.status, 200, "{}", a.text);
-    let started = Instant::now();
-    while serving(&app_b).await != OLDER {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "B never heard the activation"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_until(
+        Duration::from_secs(30),
+        "B never heard the activation",
+        || async { serving(&app_b).await == OLDER },
+    )
+    .await;
 }

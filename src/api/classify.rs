@@ -114,9 +114,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
         return Ok(None);
     };
     let caller = super::auth::presented_key(headers).unwrap_or_default();
-    IdempotencyKey::parse(value.as_bytes(), caller)
-        .map(Some)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))
+    Ok(Some(IdempotencyKey::parse(value.as_bytes(), caller)?))
 }
 
 /// An earlier attempt's stored answer, as it was first given.
