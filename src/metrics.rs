@@ -8,6 +8,7 @@
 //! change than the fix. Every label set here is bounded: methods and routes by the router,
 //! statuses by the handlers, tasks and labels by the served models.
 
+use crate::store::training_runs::RunState;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,7 +81,7 @@ struct Inner {
     /// Times the served version changed (promotion, rollback, following another replica).
     model_swaps: u64,
     /// Training runs this process ran, by how they ended.
-    training_runs: BTreeMap<String, u64>,
+    training_runs: BTreeMap<RunState, u64>,
 }
 
 /// The service's metrics; cheap to share (`Arc`) and to update from any thread.
@@ -161,12 +162,8 @@ impl Metrics {
     }
 
     /// Counts a training run this process ran, by its end state.
-    pub fn observe_training_run(&self, end_state: &str) {
-        *self
-            .lock()
-            .training_runs
-            .entry(end_state.to_string())
-            .or_default() += 1;
+    pub fn observe_training_run(&self, end_state: RunState) {
+        *self.lock().training_runs.entry(end_state).or_default() += 1;
     }
 
     /// The text exposition format (version 0.0.4).
@@ -238,9 +235,10 @@ impl Metrics {
             "# HELP voc_training_runs_total Training runs this process ran, by end state.\n",
         );
         out.push_str("# TYPE voc_training_runs_total counter\n");
-        for state in ["promoted", "rejected", "superseded", "failed", "cancelled"] {
-            let n = g.training_runs.get(state).copied().unwrap_or(0);
-            let _ = writeln!(out, "voc_training_runs_total{{state=\"{state}\"}} {n}");
+        for state in RunState::ENDS {
+            let n = g.training_runs.get(&state).copied().unwrap_or(0);
+            let name = state.as_str();
+            let _ = writeln!(out, "voc_training_runs_total{{state=\"{name}\"}} {n}");
         }
         out.push_str("# HELP voc_predictions_total Committed predictions, by task and label.\n");
         out.push_str("# TYPE voc_predictions_total counter\n");

@@ -480,48 +480,6 @@ async fn a_class_added_to_a_live_task_is_predicted_after_the_next_run(pool: sqlx
     assert_eq!(pending_classes(&app, "category").await, json!([]));
 }
 
-#[sqlx::test]
-async fn the_interval_starts_a_run_when_any_label_arrived(pool: sqlx::PgPool) {
-    let mut learning = test_learning();
-    learning.interval = Some(Duration::from_millis(1500));
-    let LearningApp {
-        app, store: _store, ..
-    } = learning_app(&pool, learning).await;
-
-    // No label yet: the interval passes and nothing starts.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(get(&app, "/training-runs").await.json["runs"], json!([]));
-    let a = post_json(&app, "/classify", &json!({"text": "정말 최고의 영화"})).await;
-    let id = a.json["transcript_id"].as_str().unwrap().to_string();
-    let f = post_json(
-        &app,
-        "/feedback",
-        &json!({"transcript_id": id, "labels": {"sentiment": "positive"}}),
-    )
-    .await;
-    assert_eq!(f.status, 200, "{}", f.text);
-    let started = Instant::now();
-    let run = loop {
-        let run = get(&app, "/training-runs").await.json["runs"][0].clone();
-        if !run.is_null() {
-            break run;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no run started"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(run["trigger"], "interval", "{run}");
-    // One label is too few to train on: the run fails and says why.
-    let id = run["id"].as_i64().unwrap();
-    let run = wait_for_run_end(&app, Some(id), Duration::from_secs(60)).await;
-    assert_eq!(run["state"], "failed", "{run}");
-    assert!(run["reason"].as_str().unwrap().contains("too few"), "{run}");
-}
-
-/// Copies version `base` of `store` as a second version named `name` (its manifest says so;
-/// the weights are the same), so a test has a version to roll back to.
 /// Waits until a session of this database waits for a lock on table `table`.
 async fn wait_for_lock_wait(pool: &sqlx::PgPool, table: &str) {
     let what = format!("nobody waits for {table}");

@@ -3,13 +3,13 @@
 //! another process ended is never flipped back by its owner.
 
 use std::time::Duration;
-use voc::store::training_runs::{self, RunEnd, RunStart};
+use voc::store::training_runs::{self, RunEnd, RunStart, RunState, Trigger};
 
 async fn start_run(conn: &mut sqlx::PgConnection, owner: &str) -> i64 {
     training_runs::start(
         conn,
         RunStart {
-            trigger: "manual",
+            trigger: Trigger::Manual,
             owner,
             label_watermark: 0,
             parent_version: "v0",
@@ -20,7 +20,7 @@ async fn start_run(conn: &mut sqlx::PgConnection, owner: &str) -> i64 {
     .id
 }
 
-async fn state_of(pool: &sqlx::PgPool, id: i64) -> String {
+async fn state_of(pool: &sqlx::PgPool, id: i64) -> RunState {
     training_runs::get(pool, id).await.unwrap().unwrap().state
 }
 
@@ -54,7 +54,7 @@ async fn a_live_run_cut_off_from_its_lock_is_left_running_and_a_silent_one_is_fa
         .await
         .unwrap();
     assert!(swept.is_empty(), "a live run was marked failed: {swept:?}");
-    assert_eq!(state_of(&pool, id).await, "running");
+    assert_eq!(state_of(&pool, id).await, RunState::Running);
 
     // An owner that stopped beating is dead: its run is failed.
     sqlx::query(
@@ -68,7 +68,7 @@ async fn a_live_run_cut_off_from_its_lock_is_left_running_and_a_silent_one_is_fa
         .await
         .unwrap();
     assert_eq!(swept, vec![id]);
-    assert_eq!(state_of(&pool, id).await, "failed");
+    assert_eq!(state_of(&pool, id).await, RunState::Failed);
 }
 
 #[sqlx::test]
@@ -83,7 +83,7 @@ async fn a_run_ended_elsewhere_is_not_flipped_to_promoted_by_its_owner(pool: sql
         &pool,
         id,
         RunEnd {
-            state: "promoted",
+            state: RunState::Promoted,
             candidate_version: Some("v1"),
             evaluation: None,
             reason: "the gate passed",
@@ -93,6 +93,6 @@ async fn a_run_ended_elsewhere_is_not_flipped_to_promoted_by_its_owner(pool: sql
     .unwrap();
     assert!(!applied);
     let run = training_runs::get(&pool, id).await.unwrap().unwrap();
-    assert_eq!(run.state, "failed");
+    assert_eq!(run.state, RunState::Failed);
     assert_eq!(run.candidate_version, None);
 }

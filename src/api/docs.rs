@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::service::AppState;
+use crate::store::training_runs::{RunState, Trigger};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
@@ -178,8 +179,8 @@ fn schemas(live: &Live) -> Value {
             "files_removed_at": {"type": ["string", "null"], "description": "when a rejected version's folder was removed after its retention period"}}},
         "TrainingRun": {"type": "object", "properties": {
             "id": {"type": "integer"},
-            "state": {"enum": ["queued", "running", "promoted", "rejected", "superseded", "failed", "cancelled"]},
-            "trigger": {"enum": ["labels", "interval", "manual"]},
+            "state": {"enum": RunState::ALL.map(RunState::as_str)},
+            "trigger": {"enum": Trigger::ALL.map(Trigger::as_str)},
             "requested_at": {"type": "string"}, "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]},
             "owner": {"type": ["string", "null"], "description": "host:pid of the process running it"},
             "heartbeat_at": {"type": ["string", "null"]},

@@ -2,7 +2,7 @@
 
 use crate::error::{ApiError, ApiJson};
 use crate::service::AppState;
-use crate::store::training_runs::{self, TrainingRun};
+use crate::store::training_runs::{self, RunState, TrainingRun, Trigger};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -40,7 +40,7 @@ pub async fn get(
 pub async fn request(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
-    let (run, created) = training_runs::request(&state.pool, "manual").await?;
+    let (run, created) = training_runs::request(&state.pool, Trigger::Manual).await?;
     if created {
         state.learning_wake.notify_one();
     }
@@ -61,10 +61,13 @@ pub async fn cancel(
     let run = training_runs::cancel(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no training run {id}")))?;
-    match run.state.as_str() {
-        "running" | "cancelled" if run.cancel_requested => Ok((StatusCode::ACCEPTED, ApiJson(run))),
+    match run.state {
+        RunState::Running | RunState::Cancelled if run.cancel_requested => {
+            Ok((StatusCode::ACCEPTED, ApiJson(run)))
+        }
         state => Err(ApiError::Conflict(format!(
-            "training run {id} already ended ({state})"
+            "training run {id} already ended ({})",
+            state.as_str()
         ))),
     }
 }

@@ -5,6 +5,7 @@ mod http;
 pub mod idempotency;
 pub mod redaction;
 mod run;
+mod serving;
 mod startup;
 
 pub use run::serve;

@@ -36,7 +36,7 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
             for task in &background {
                 task.abort();
             }
-            crate::learning::scheduler::abandon_own_runs(&state).await;
+            crate::learning::scheduler::abandon_own_runs(&state.pool).await;
             drop(state);
             // The app (and its pipeline handles) are gone; the worker finishes and stops.
             let _ = tokio::task::spawn_blocking(move || worker.join()).await;
@@ -47,7 +47,7 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
             tokio::time::sleep(grace).await;
         } => {
             tracing::warn!("grace period over; stopping with requests still in flight");
-            crate::learning::scheduler::abandon_own_runs(&state).await;
+            crate::learning::scheduler::abandon_own_runs(&state.pool).await;
             Ok(())
         }
     }

@@ -219,6 +219,6 @@ pub fn start_background(
             settings.learning.poll,
             settings.model_version.is_none(),
         ),
-        crate::learning::scheduler::spawn(state.clone(), settings.learning.clone()),
+        crate::learning::scheduler::spawn(state.learning_handle(), settings.learning.clone()),
     ]
 }

@@ -8,14 +8,129 @@ use sqlx::{PgConnection, PgPool};
 /// The advisory-lock key of the training slot ("voc-tr" in ASCII).
 const TRAINING_LOCK_KEY: i64 = 0x766f_632d_7472;
 
+/// Where a run is in its life: `queued` and `running` are open, the rest are ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Asked for by hand, not started yet.
+    Queued,
+    Running,
+    /// The gate passed and the candidate went live.
+    Promoted,
+    /// The gate kept the parent.
+    Rejected,
+    /// The gate passed, but another version was activated while the run trained.
+    Superseded,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    /// Every state, in the order the API documents them.
+    pub const ALL: [RunState; 7] = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Promoted,
+        RunState::Rejected,
+        RunState::Superseded,
+        RunState::Failed,
+        RunState::Cancelled,
+    ];
+
+    /// The states a run can end in.
+    pub const ENDS: [RunState; 5] = [
+        RunState::Promoted,
+        RunState::Rejected,
+        RunState::Superseded,
+        RunState::Failed,
+        RunState::Cancelled,
+    ];
+
+    /// The name stored in Postgres and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Promoted => "promoted",
+            RunState::Rejected => "rejected",
+            RunState::Superseded => "superseded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the run has not ended yet.
+    pub fn is_open(self) -> bool {
+        matches!(self, RunState::Queued | RunState::Running)
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Enough labels arrived since the last run.
+    Labels,
+    /// The interval passed since the last run and some label arrived.
+    Interval,
+    /// Asked for with `POST /training-runs`.
+    Manual,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 3] = [Trigger::Labels, Trigger::Interval, Trigger::Manual];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Labels => "labels",
+            Trigger::Interval => "interval",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// A state or trigger name in `training_runs` that this version does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown training run {what} '{value}' in the database")]
+pub struct UnknownName {
+    what: &'static str,
+    value: String,
+}
+
+impl TryFrom<String> for RunState {
+    type Error = UnknownName;
+    fn try_from(value: String) -> Result<RunState, UnknownName> {
+        RunState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or(UnknownName {
+                what: "state",
+                value,
+            })
+    }
+}
+
+impl TryFrom<String> for Trigger {
+    type Error = UnknownName;
+    fn try_from(value: String) -> Result<Trigger, UnknownName> {
+        Trigger::ALL
+            .into_iter()
+            .find(|t| t.as_str() == value)
+            .ok_or(UnknownName {
+                what: "trigger",
+                value,
+            })
+    }
+}
+
 /// A run as stored, and as `GET /training-runs` shows it.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct TrainingRun {
     pub id: i64,
-    /// queued, running, promoted, rejected, failed or cancelled.
-    pub state: String,
-    /// labels, interval or manual.
-    pub trigger: String,
+    #[sqlx(try_from = "String")]
+    pub state: RunState,
+    #[sqlx(try_from = "String")]
+    pub trigger: Trigger,
     pub requested_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -111,13 +226,13 @@ pub async fn fail_owned(pool: &PgPool, owner: &str, reason: &str) -> Result<u64,
 
 /// Queues a run asked for by hand. When a run is already queued or running, returns that
 /// one and `false` instead.
-pub async fn request(pool: &PgPool, trigger: &str) -> Result<(TrainingRun, bool), StoreError> {
+pub async fn request(pool: &PgPool, trigger: Trigger) -> Result<(TrainingRun, bool), StoreError> {
     let inserted: Option<TrainingRun> = sqlx::query_as(&format!(
         "INSERT INTO training_runs (trigger) VALUES ($1)
          ON CONFLICT ((true)) WHERE state IN ('queued', 'running') DO NOTHING
          RETURNING {COLUMNS}"
     ))
-    .bind(trigger)
+    .bind(trigger.as_str())
     .fetch_optional(pool)
     .await?;
     if let Some(run) = inserted {
@@ -142,7 +257,7 @@ pub async fn open(pool: &PgPool) -> Result<Option<TrainingRun>, StoreError> {
 /// What a run starts from.
 pub struct RunStart<'a> {
     /// Used when no run is queued (a queued run keeps its own trigger).
-    pub trigger: &'a str,
+    pub trigger: Trigger,
     pub owner: &'a str,
     pub label_watermark: i64,
     pub parent_version: &'a str,
@@ -172,7 +287,7 @@ pub async fn start(conn: &mut PgConnection, s: RunStart<'_>) -> Result<TrainingR
         .bind(s.owner)
         .bind(s.label_watermark)
         .bind(s.parent_version)
-        .bind(s.trigger)
+        .bind(s.trigger.as_str())
         .fetch_one(conn)
         .await?)
 }
@@ -209,8 +324,8 @@ pub async fn heartbeat(
 
 /// How a run ended.
 pub struct RunEnd<'a> {
-    /// promoted, rejected, failed or cancelled.
-    pub state: &'a str,
+    /// One of [`RunState::ENDS`].
+    pub state: RunState,
     pub candidate_version: Option<&'a str>,
     pub evaluation: Option<&'a serde_json::Value>,
     pub reason: &'a str,
@@ -220,6 +335,7 @@ pub struct RunEnd<'a> {
 /// already ended (marked failed while this one was cut off) stays as it is. Returns whether
 /// it was ended here.
 pub async fn finish(pool: &PgPool, id: i64, end: RunEnd<'_>) -> Result<bool, StoreError> {
+    debug_assert!(!end.state.is_open(), "a run cannot end as {:?}", end.state);
     let updated = sqlx::query(
         "UPDATE training_runs
          SET state = $2, candidate_version = COALESCE($3, candidate_version),
@@ -227,7 +343,7 @@ pub async fn finish(pool: &PgPool, id: i64, end: RunEnd<'_>) -> Result<bool, Sto
          WHERE id = $1 AND state = 'running'",
     )
     .bind(id)
-    .bind(end.state)
+    .bind(end.state.as_str())
     .bind(end.candidate_version)
     .bind(end.evaluation)
     .bind(end.reason)
