@@ -1,7 +1,15 @@
 -- wrk script for bench/load.sh: POSTs the JSON bodies of $VOC_BENCH_BODIES (one a line)
 -- in turn to /classify, counts 2xx answers and writes the transcript ids they carry to
 -- $VOC_BENCH_IDS.<thread>, so the script can check each one against Postgres.
+-- With $VOC_BENCH_DELAY_MS set, each connection waits that long before each request, which
+-- caps the rate (bench/trust.sh's soak runs at a share of the peak this way).
 local bodies = {}
+local delay_ms = tonumber(os.getenv("VOC_BENCH_DELAY_MS") or "")
+if delay_ms then
+  function delay()
+    return delay_ms
+  end
+end
 local threads = {}
 
 function setup(thread)

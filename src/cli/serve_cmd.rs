@@ -262,7 +262,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("voc-http")
         .build()?
-        .block_on(crate::service::serve(settings))
+        .block_on(crate::service::serve(settings, crate::api::app))
 }
 
 /// Whether `bind` (`host:port`) can only be reached from this machine: a loopback IP or

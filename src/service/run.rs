@@ -1,10 +1,15 @@
 //! `voc serve`'s sequence: connect, migrate, prepare, listen, and shut down gracefully on
 //! Ctrl-C or SIGTERM, letting requests in flight finish within the grace period.
 
-use super::ServiceSettings;
+use super::{AppState, ServiceSettings};
 use anyhow::Context;
 
-pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
+/// Runs the service until Ctrl-C or SIGTERM, answering with the router `routes` builds (the
+/// caller passes `api::app`, so that imports run api → service and not back).
+pub async fn serve(
+    settings: ServiceSettings,
+    routes: fn(AppState) -> axum::Router,
+) -> anyhow::Result<()> {
     let pool = crate::store::connect_lazy(&settings.database).context("database URL")?;
     crate::store::migrate(&pool)
         .await
@@ -21,7 +26,7 @@ pub async fn serve(settings: ServiceSettings) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     // Scripts and tests read this line to learn the port.
     println!("listening on http://{addr}");
-    let app = crate::api::app(state.clone());
+    let app = routes(state.clone());
     let grace = settings.shutdown_grace;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = super::http::serve(listener, app, settings.connections.clone(), async move {
