@@ -26,11 +26,8 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   mountpoint -q "$WORK/small" 2>/dev/null && umount "$WORK/small"
-  local bindir
-  bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
-  if [ -f "$WORK/pg/db/PG_VERSION" ]; then
-    runuser -u postgres -- "$bindir/pg_ctl" -D "$WORK/pg/db" -m immediate stop >/dev/null 2>&1 \
-      || "$bindir/pg_ctl" -D "$WORK/pg/db" -m immediate stop >/dev/null 2>&1 || true
+  if [ -n "${PG_BIN:-}" ] && [ -f "$WORK/pg/db/PG_VERSION" ]; then
+    pg_as "$PG_BIN/pg_ctl" -D "$WORK/pg/db" -m immediate stop >/dev/null 2>&1 || true
   fi
   rm -rf "$WORK"
 }
@@ -143,7 +140,6 @@ if [[ "$SKIP" != *,soak,* ]]; then
 import glob, json, random, sys, time, urllib.request, urllib.error
 port, key, work = sys.argv[1], sys.argv[2], sys.argv[3]
 sent = {}
-deadline = time.time() + 10**6
 while True:
     ids = []
     for f in glob.glob(f"{work}/soak.ids.*"):

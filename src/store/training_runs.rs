@@ -412,3 +412,30 @@ pub async fn last_started(
     .await?;
     Ok(row.map(|(w, t)| (w.unwrap_or(0), t)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_trigger_names_round_trip_and_an_unknown_one_is_named_in_the_error() {
+        for state in RunState::ALL {
+            assert_eq!(
+                RunState::try_from(state.as_str().to_string()).unwrap(),
+                state
+            );
+        }
+        for trigger in Trigger::ALL {
+            assert_eq!(
+                Trigger::try_from(trigger.as_str().to_string()).unwrap(),
+                trigger
+            );
+        }
+        let e = RunState::try_from("paused".to_string()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown training run state 'paused' in the database"
+        );
+        assert!(RunState::ENDS.iter().all(|s| !s.is_open()));
+    }
+}
