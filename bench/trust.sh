@@ -133,6 +133,9 @@ if [[ "$SKIP" != *,soak,* ]]; then
   echo "== soak: $SOAK_S s at 80 % of the peak ($RATE requests/s asked: 32 connections, ${DELAY} ms between requests after a probe at $(rps probe)/s), feedback throughout, one training run in the middle"
   load soak "$PORT_A" 32 "${SOAK_S}s" "$DELAY" &
   LOAD=$!
+  # RSS every 30 s, to tell a step at the training run from a steady climb.
+  ( while kill -0 "$LOAD" 2>/dev/null; do rss_kb "$PID_A" >>"$WORK/rss.series"; sleep 30; done ) &
+  PIDS+=("$!")
   sleep 60
   RSS1="$(rss_kb "$PID_A")"
   # Feedback for answered transcripts, about 5 a second, until the load ends.
@@ -174,6 +177,7 @@ PY
   MISSING="$(missing_rows soak)"
   echo "  answered transcripts without their prediction row: $MISSING"
   echo "  RSS after the first minute $RSS1 kB, at the end $RSS2 kB ($(python3 -c "print(f'{100 * ($RSS2 - $RSS1) / $RSS1:+.1f}')") %)"
+  echo "  RSS every 30 s from the start (MB): $(awk '{printf "%s%d", (NR > 1 ? " " : ""), $1 / 1024}' "$WORK/rss.series")"
   [ "$((SOAK_TOTAL - SOAK_OK))" = 0 ] && check ok "0 non-2xx" || check failed "0 non-2xx"
   [ "$MISSING" = 0 ] && check ok "every answered transcript has its row" || check failed "every answered transcript has its row"
   python3 -c "import sys; sys.exit(0 if $RSS2 <= 1.1 * $RSS1 else 1)" && check ok "RSS within 10 %" || check failed "RSS within 10 %"

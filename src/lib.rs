@@ -7,6 +7,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod learning;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

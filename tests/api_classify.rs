@@ -115,6 +115,7 @@ async fn bad_input_gets_a_json_error_with_the_right_status_and_no_internals(pool
         ("text and items", "POST", "/classify", json_ct, json!({"text": "a", "items": [{"text": "b"}]}).to_string(), 422, "invalid_input"),
         ("empty items", "POST", "/classify", json_ct, json!({"items": []}).to_string(), 422, "invalid_input"),
         ("an empty item", "POST", "/classify", json_ct, json!({"items": [{"text": "ok"}, {"text": ""}]}).to_string(), 422, "invalid_input"),
+        ("only invisible characters", "POST", "/classify", json_ct, json!({"text": " \u{200B}\u{200D}\u{FEFF} \u{2060}\u{7} "}).to_string(), 422, "invalid_input"),
         ("batch over the limit", "POST", "/classify", json_ct, json!({"items": too_many}).to_string(), 422, "invalid_input"),
         ("unknown field", "POST", "/classify", json_ct, json!({"text": "a", "txet": "b"}).to_string(), 422, "invalid_input"),
         ("metadata not an object", "POST", "/classify", json_ct, json!({"text": "a", "metadata": [1]}).to_string(), 422, "invalid_input"),
@@ -141,6 +142,49 @@ async fn bad_input_gets_a_json_error_with_the_right_status_and_no_internals(pool
         .await
         .unwrap();
     assert_eq!(n, 0, "no bad request stores anything");
+}
+
+#[sqlx::test]
+async fn a_compressed_body_is_refused_with_415_and_stores_nothing(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let body = json!({"text": "my card was charged twice"}).to_string();
+    let json_ct = Some("application/json");
+    for encoding in ["gzip", "br", "deflate, gzip", "x-unknown"] {
+        let a = send_raw(
+            &app,
+            "POST",
+            "/classify",
+            json_ct,
+            body.clone(),
+            &[("content-encoding", encoding)],
+        )
+        .await;
+        assert_eq!(a.status, 415, "{encoding}: {}", a.text);
+        assert_eq!(
+            a.json["error"]["code"], "unsupported_media_type",
+            "{encoding}"
+        );
+        let message = a.json["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("Content-Encoding"),
+            "{encoding}: {message}"
+        );
+    }
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM transcripts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "a refused encoding stores nothing");
+    let identity = send_raw(
+        &app,
+        "POST",
+        "/classify",
+        json_ct,
+        body,
+        &[("content-encoding", "Identity")],
+    )
+    .await;
+    assert_eq!(identity.status, 200, "{}", identity.text);
 }
 
 #[sqlx::test]
@@ -316,7 +360,8 @@ async fn admin_routes_stay_closed_when_only_classify_keys_are_configured(pool: s
         )
         .await
         .status;
-        assert_eq!(status, 401, "feedback with {key:?}");
+        let want = if key.is_some() { 403 } else { 401 };
+        assert_eq!(status, want, "feedback with {key:?}");
     }
 }
 
@@ -352,6 +397,11 @@ async fn routes_require_the_right_api_key_when_keys_are_configured(pool: sqlx::P
     let feedback = json!({"call_id": "none", "labels": {"sentiment": "negative"}}).to_string();
     assert_eq!(
         call("/feedback", Some("classify-key"), feedback.clone()).await,
+        403,
+        "a classify key is known but may not label"
+    );
+    assert_eq!(
+        call("/feedback", Some("wrong"), feedback.clone()).await,
         401
     );
     assert_eq!(call("/feedback", Some("admin-key"), feedback).await, 404);

@@ -102,6 +102,11 @@ fn an_empty_text_is_an_error() {
         msg.contains("a.jsonl:1") && msg.contains("text is empty"),
         "{msg}"
     );
+    let invisible = read_err("b.jsonl", "{\"text\": \"\\u200b \\ufeff\\u2060\"}\n");
+    assert!(
+        invisible.contains("b.jsonl:1") && invisible.contains("text is empty"),
+        "a text of zero-width characters is empty too: {invisible}"
+    );
 }
 
 #[test]

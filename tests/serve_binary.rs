@@ -52,7 +52,7 @@ async fn classify_then_feedback_then_read_the_transcript_and_metrics_over_http(
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.status(), 403, "a classify key may not label");
     let feedback = http
         .post(format!("{base}/feedback"))
         .header("x-api-key", "ak")
@@ -131,7 +131,7 @@ async fn classify_then_feedback_then_read_the_transcript_and_metrics_over_http(
     );
     assert!(
         metrics.contains(
-            "voc_http_requests_total{method=\"POST\",route=\"/feedback\",status=\"401\"} 1"
+            "voc_http_requests_total{method=\"POST\",route=\"/feedback\",status=\"403\"} 1"
         ),
         "{metrics}"
     );

@@ -1,6 +1,6 @@
 //! API keys: `Authorization: Bearer KEY` or `X-API-Key: KEY`. Admin keys may call every
-//! route; classify keys only classification and model reads. A role with no keys configured
-//! is open.
+//! route; classify keys only classification and model reads (an admin route answers them
+//! 403, an unknown key 401). A role with no keys configured is open.
 
 use crate::error::ApiError;
 use crate::service::AppState;
@@ -83,7 +83,13 @@ pub async fn require_admin_key(
     // Configuring only classify keys closes the admin routes; it must not open them.
     let allowed = keys.is_open() || presents_one_of(req.headers(), &keys.admin);
     if !allowed {
-        return Err(ApiError::Unauthorized);
+        // A known classify key is told what it lacks (403), an unknown one that it is
+        // not known (401).
+        return Err(if presents_one_of(req.headers(), &keys.classify) {
+            ApiError::Forbidden
+        } else {
+            ApiError::Unauthorized
+        });
     }
     let mut req = req;
     req.extensions_mut().insert(Role::Admin);

@@ -4,6 +4,7 @@
 //! `Idempotency-Key` header a retry gets the first attempt's answer instead of a second row
 //! (see [`crate::service::idempotency`]).
 
+use crate::data::chars::has_visible_text;
 use crate::error::{ApiError, ApiJson};
 use crate::model::TaskPrediction;
 use crate::pipeline::{Classified, PipelineError, TextToClassify};
@@ -204,8 +205,10 @@ fn validate(
             } else {
                 format!(" (item {i})")
             };
-            if t.text.trim().is_empty() {
-                return Err(ApiError::unprocessable(format!("`text` is empty{at}")));
+            if !has_visible_text(&t.text) {
+                return Err(ApiError::unprocessable(format!(
+                    "`text` is empty (nothing but spaces or invisible characters){at}"
+                )));
             }
             if t.text.contains('\0') || t.call_id.as_deref().is_some_and(|c| c.contains('\0')) {
                 return Err(ApiError::unprocessable(format!(

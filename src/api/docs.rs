@@ -37,13 +37,21 @@ fn responses(own: Value, body: bool) -> Value {
     if body {
         r["400"] = error_response("The body is not valid JSON, or a header is malformed");
         r["413"] = error_response("The body is over the size limit");
-        r["415"] = error_response("The body is not sent as application/json");
+        r["415"] = error_response(
+            "The body is not sent as application/json, or is sent compressed (Content-Encoding)",
+        );
         r["422"] = error_response("The JSON does not have the expected shape or values");
     }
     if let (Some(r), Some(own)) = (r.as_object_mut(), own.as_object()) {
         r.extend(own.clone());
     }
     r
+}
+
+/// An admin route's own responses, plus the 403 a classify key gets there.
+fn admin_only(mut own: Value) -> Value {
+    own["403"] = error_response("A classify key: this route needs an admin key");
+    own
 }
 
 /// A path parameter; a value that does not parse is answered 400.
@@ -60,6 +68,9 @@ fn keyed() -> Value {
 /// body that means the same to every regex dialect.
 const WHITESPACE: &str =
     r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The characters `data::chars::is_invisible_or_control` counts, as a regex class body.
+const INVISIBLE: &str = r"\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff";
 
 /// What the server knows only at run time and the document states: the tasks and classes
 /// feedback accepts, and the request limits.
@@ -81,8 +92,8 @@ fn no_nul_json() -> Value {
 
 fn transcript_in() -> Value {
     json!({"type": "object", "required": ["text"], "additionalProperties": false, "properties": {
-        "text": {"type": "string", "pattern": format!("^[^\\u0000]*[^\\u0000{WHITESPACE}][^\\u0000]*$"),
-                 "description": "the transcript: not blank, no NUL characters"},
+        "text": {"type": "string", "pattern": format!("^[^\\u0000]*[^{INVISIBLE}{WHITESPACE}][^\\u0000]*$"),
+                 "description": "the transcript: at least one visible character, no NUL characters"},
         "call_id": {"type": ["string", "null"], "pattern": "^[^\\u0000]*$"},
         "metadata": {"anyOf": [{"type": "null"}, {"type": "object",
             "propertyNames": {"pattern": "^[^\\u0000]*$"},
@@ -134,9 +145,8 @@ fn feedback_request(live: &Live) -> Value {
 /// A class name POST /tasks/{task}/labels accepts: after trimming, 1 to 100 characters,
 /// none of them control or invisible.
 fn class_name() -> Value {
-    let invisible = r"\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff";
     json!({"type": "string", "maxLength": 100,
-        "pattern": format!("^[^{invisible}]*[^{invisible}{WHITESPACE}][^{invisible}]*$")})
+        "pattern": format!("^[^{INVISIBLE}]*[^{INVISIBLE}{WHITESPACE}][^{INVISIBLE}]*$")})
 }
 
 fn schemas(live: &Live) -> Value {
@@ -209,12 +219,12 @@ fn paths() -> Value {
             "summary": "Record human labels for a transcript (admin key)",
             "security": keyed(),
             "requestBody": json_body("FeedbackRequest"),
-            "responses": responses(json!({"200": ok("FeedbackResponse"), "404": error_response("No such transcript, prediction or call"), "409": error_response("The call_id held personal data and, redacted, names more than one transcript")}), true)}},
+            "responses": responses(admin_only(json!({"200": ok("FeedbackResponse"), "404": error_response("No such transcript, prediction or call"), "409": error_response("The call_id held personal data and, redacted, names more than one transcript")})), true)}},
         "/transcripts/{id}": {"get": {
             "summary": "A transcript with its predictions and labels (admin key)",
             "security": keyed(),
             "parameters": path_param("id", json!({"type": "string", "format": "uuid"})),
-            "responses": responses(json!({"200": ok("Transcript"), "400": error_response("The id is not a UUID"), "404": error_response("No such transcript")}), false)}},
+            "responses": responses(admin_only(json!({"200": ok("Transcript"), "400": error_response("The id is not a UUID"), "404": error_response("No such transcript")})), false)}},
         "/models": {"get": {
             "summary": "Every registered model version",
             "security": keyed(),
@@ -227,7 +237,7 @@ fn paths() -> Value {
             "summary": "Serve a stored version here and in every process on the database: rollback (admin key)",
             "security": keyed(),
             "parameters": path_param("version", json!({"type": "string"})),
-            "responses": responses(json!({"200": ok("ModelVersion"), "404": error_response("No such version"), "409": error_response("The version cannot be loaded")}), false)}},
+            "responses": responses(admin_only(json!({"200": ok("ModelVersion"), "404": error_response("No such version"), "409": error_response("The version cannot be loaded")})), false)}},
         "/tasks": {"get": {
             "summary": "The active model's tasks and classes, and classes added since that the next run will learn",
             "security": keyed(),
@@ -237,7 +247,7 @@ fn paths() -> Value {
             "security": keyed(),
             "parameters": path_param("task", json!({"type": "string"})),
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": class_name()}}}}},
-            "responses": responses(json!({"201": {"description": "Added"}, "200": {"description": "Already known"}, "404": error_response("No such task")}), true)}},
+            "responses": responses(admin_only(json!({"201": {"description": "Added"}, "200": {"description": "Already known"}, "404": error_response("No such task")})), true)}},
         "/training-runs": {
             "get": {
                 "summary": "Fine-tuning runs, newest first",
@@ -247,7 +257,7 @@ fn paths() -> Value {
             "post": {
                 "summary": "Ask for a fine-tuning run now (admin key); answers the open run if one is queued or running",
                 "security": keyed(),
-                "responses": responses(json!({"202": {"description": "Queued"}, "200": {"description": "A run is already queued or running"}}), false)}},
+                "responses": responses(admin_only(json!({"202": {"description": "Queued"}, "200": {"description": "A run is already queued or running"}})), false)}},
         "/training-runs/{id}": {"get": {
             "summary": "One run: state, progress, snapshot, the gate's evaluation and decision",
             "security": keyed(),
@@ -257,7 +267,7 @@ fn paths() -> Value {
             "summary": "Cancel a queued run, or stop a running one at its next step (admin key)",
             "security": keyed(),
             "parameters": run_id,
-            "responses": responses(json!({"202": ok("TrainingRun"), "400": error_response("The id is not an integer"), "404": error_response("No such run"), "409": error_response("The run already ended")}), false)}},
+            "responses": responses(admin_only(json!({"202": ok("TrainingRun"), "400": error_response("The id is not an integer"), "404": error_response("No such run"), "409": error_response("The run already ended")})), false)}},
         "/health": {"get": {"summary": "Liveness (alias /healthz): 503 once the inference thread is dead", "responses": {"200": {"description": "OK"}, "503": error_response("The inference thread is dead")}}},
         "/ready": {"get": {"summary": "Readiness: the model is loaded and the database answers (alias /readyz)", "responses": {"200": {"description": "OK"}, "503": error_response("Database unavailable or the inference thread is dead")}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (text format); needs a key when keys are configured, unless --public-metrics", "security": [{}, {"bearer": []}, {"apiKey": []}], "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}, "401": error_response("Missing or unknown API key")}}},

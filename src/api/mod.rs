@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::service::AppState;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{header, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .merge(open_routes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(refuse_encoded_bodies))
         .layer(DefaultBodyLimit::max(state.limits.body_limit_bytes))
         .layer(
             ServiceBuilder::new()
@@ -108,6 +109,30 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// Refuses a body sent with a `Content-Encoding` other than `identity` (415, as RFC 7694
+/// asks of a server that does not decode it): the JSON reader would otherwise take the
+/// compressed bytes as they are, and a client must not learn that by a confusing 400.
+async fn refuse_encoded_bodies(req: Request, next: Next) -> Result<Response, ApiError> {
+    if let Some(encoding) = unsupported_encoding(req.headers()) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding `{encoding}` is not supported; send the body uncompressed"
+        )));
+    }
+    Ok(next.run(req).await)
+}
+
+/// The first coding other than `identity` that the `Content-Encoding` headers name (cut to
+/// 40 characters: it is echoed in the answer).
+fn unsupported_encoding(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|coding| String::from_utf8_lossy(coding.trim_ascii()).to_ascii_lowercase())
+        .find(|coding| !coding.is_empty() && coding != "identity")
+        .map(|coding| coding.chars().take(40).collect())
 }
 
 /// Counts every answer by method, route template and status, with its latency. Every label

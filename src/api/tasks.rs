@@ -2,6 +2,7 @@
 //! and POST /tasks/{task}/labels to add one (a new complaint reason, say). Feedback may use
 //! an added class at once; the next training run grows that task's head to predict it.
 
+use crate::data::chars::is_invisible_or_control;
 use crate::data::TaskLabels;
 use crate::error::{ApiError, ApiJson};
 use crate::service::AppState;
@@ -18,16 +19,6 @@ const MAX_LABEL_CHARS: usize = 100;
 /// Most classes that may be added to one task (each grows the task's head and the label
 /// list every client is shown; a typo loop must not grow them without end).
 const MAX_ADDED_CLASSES: usize = 50;
-
-/// Characters a class name may not hold: control characters, and the invisible ones that
-/// would make two names look the same (zero-width spaces and joiners, direction marks and
-/// overrides, word joiners, the byte-order mark, the soft hyphen).
-fn is_invisible_or_control(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
 
 /// Every class feedback may use: the active model's, then the ones added since.
 pub async fn allowed(state: &AppState) -> Result<Vec<TaskLabels>, ApiError> {
@@ -116,22 +107,4 @@ pub async fn add_label(
         status,
         ApiJson(json!({ "task": task, "label": label, "created": created })),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_invisible_or_control;
-
-    #[test]
-    fn invisible_and_control_characters_are_caught_and_letters_are_not() {
-        for c in [
-            '\u{0}', '\n', '\u{7F}', '\u{200B}', '\u{200D}', '\u{202E}', '\u{2066}', '\u{FEFF}',
-            '\u{00AD}',
-        ] {
-            assert!(is_invisible_or_control(c), "U+{:04X}", c as u32);
-        }
-        for c in ['a', ' ', 'é', '환', '-', '_'] {
-            assert!(!is_invisible_or_control(c), "{c}");
-        }
-    }
 }

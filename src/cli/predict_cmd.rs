@@ -1,5 +1,6 @@
 //! `voc predict`: one text per stdin line in, one JSON object per line out.
 
+use crate::data::chars::has_visible_text;
 use crate::model::{parse_device, Classifier};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -43,11 +44,11 @@ fn write_group(
     let texts: Vec<&str> = lines
         .iter()
         .map(|l| l.as_str())
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| has_visible_text(l))
         .collect();
     let mut predictions = classifier.predict(&texts)?.into_iter();
     for line in lines {
-        if line.trim().is_empty() {
+        if !has_visible_text(line) {
             writeln!(out, "{}", serde_json::json!({"error": "empty text"}))?;
         } else {
             let p = predictions.next().expect("one prediction per text");

@@ -3,6 +3,7 @@
 //! A row has an id, a text and one value per task; a missing or `null` value means the row
 //! carries no label for that task, and a row with no labels at all is unlabeled text.
 
+pub mod chars;
 mod reader;
 mod tasks;
 

@@ -186,8 +186,8 @@ fn to_example(
         }
         Some(other) => return Err(format!("text is not a string: {other}")),
     };
-    if text.trim().is_empty() {
-        return Err("text is empty".into());
+    if !super::chars::has_visible_text(&text) {
+        return Err("text is empty (nothing but spaces or invisible characters)".into());
     }
     let id = match fields.remove(&options.id_column) {
         Some(serde_json::Value::String(s)) if !s.is_empty() => s,

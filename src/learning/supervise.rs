@@ -47,28 +47,10 @@ fn spawn_thread(
                 execute(input, &cancel, &mut on_progress)
             }))
             .unwrap_or_else(|panic| Err(TrainError::Data(panic_message(panic))));
-            return_freed_memory();
+            crate::memory::return_freed_memory();
             let _ = tx.send(FromTraining::Done(Box::new(result)));
         })?;
     Ok(rx)
-}
-
-/// Hands the memory a run freed back to the system. A run allocates hundreds of megabytes
-/// (the training graph, optimizer state, two models for the gate) and frees them when it
-/// ends, but glibc keeps freed heap pages in its arenas: without this, a serving process
-/// stays at its peak size after every run (bench/trust.sh's soak measured +173 % RSS).
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
-        }
-        // SAFETY: malloc_trim only releases free memory of the allocator's own arenas; it
-        // takes no pointers and is safe to call from any thread at any time.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {

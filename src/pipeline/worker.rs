@@ -147,7 +147,9 @@ impl InferenceWorker {
 
     fn swap(&mut self, classifier: Classifier) -> Arc<ActiveModel> {
         let model = Arc::new(ActiveModel::of(&classifier));
-        self.classifier = classifier;
+        // The old version's weights are freed here, between two batches; give them back.
+        drop(std::mem::replace(&mut self.classifier, classifier));
+        crate::memory::return_freed_memory();
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = model.clone();
         self.writer.metrics.set_active_version(&model.version);
         tracing::info!(version = %model.version, "model version now serving");
