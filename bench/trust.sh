@@ -125,13 +125,14 @@ fi
 
 if [[ "$SKIP" != *,soak,* ]]; then
   RATE="$(python3 -c "print(round(0.8 * $PEAK))")"
-  # 32 connections, each waiting between requests; the wait is calibrated by a 10 s probe
-  # (a connection's cycle is its wait plus the answer's latency).
-  DELAY="$(python3 -c "print(max(1, round(32 * 1000 / $RATE)))")"
-  load probe "$PORT_A" 32 10s "$DELAY"
-  DELAY="$(python3 -c "print(max(1, round($DELAY - (32 / $(rps probe) - 32 / $RATE) * 1000)))")"
-  echo "== soak: $SOAK_S s at 80 % of the peak ($RATE requests/s asked: 32 connections, ${DELAY} ms between requests after a probe at $(rps probe)/s), feedback throughout, one training run in the middle"
-  load soak "$PORT_A" 32 "${SOAK_S}s" "$DELAY" &
+  # The peak's 64 connections, each waiting between requests (fewer connections make smaller
+  # batches, whose peak is lower); the wait is calibrated by a 10 s probe (a connection's
+  # cycle is its wait plus the answer's latency).
+  DELAY="$(python3 -c "print(max(1, round(64 * 1000 / $RATE)))")"
+  load probe "$PORT_A" 64 10s "$DELAY"
+  DELAY="$(python3 -c "print(max(1, round($DELAY - (64 / $(rps probe) - 64 / $RATE) * 1000)))")"
+  echo "== soak: $SOAK_S s at 80 % of the peak ($RATE requests/s asked: 64 connections, ${DELAY} ms between requests after a probe at $(rps probe)/s), feedback throughout, one training run in the middle"
+  load soak "$PORT_A" 64 "${SOAK_S}s" "$DELAY" &
   LOAD=$!
   # RSS every 30 s, to tell a step at the training run from a steady climb.
   ( while kill -0 "$LOAD" 2>/dev/null; do rss_kb "$PID_A" >>"$WORK/rss.series"; sleep 30; done ) &
