@@ -129,8 +129,11 @@ if [[ "$SKIP" != *,soak,* ]]; then
   # batches, whose peak is lower); the wait is calibrated by a 10 s probe (a connection's
   # cycle is its wait plus the answer's latency).
   DELAY="$(python3 -c "print(max(1, round(64 * 1000 / $RATE)))")"
-  load probe "$PORT_A" 64 10s "$DELAY"
-  DELAY="$(python3 -c "print(max(1, round($DELAY - (64 / $(rps probe) - 64 / $RATE) * 1000)))")"
+  # Twice: the latency, and so the cycle, grows with the rate.
+  for _ in 1 2; do
+    load probe "$PORT_A" 64 10s "$DELAY"
+    DELAY="$(python3 -c "print(max(1, round($DELAY - (64 / $(rps probe) - 64 / $RATE) * 1000)))")"
+  done
   echo "== soak: $SOAK_S s at 80 % of the peak ($RATE requests/s asked: 64 connections, ${DELAY} ms between requests after a probe at $(rps probe)/s), feedback throughout, one training run in the middle"
   load soak "$PORT_A" 64 "${SOAK_S}s" "$DELAY" &
   LOAD=$!

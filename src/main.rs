@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    voc::memory::limit_arenas();
     let cli = voc::cli::Cli::parse();
     voc::cli::init_logging(cli.log_json);
     match voc::cli::run(cli) {
