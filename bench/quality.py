@@ -50,6 +50,7 @@ L300 = ["--label-ids", str(AIR / "low300_ids.txt"), "--min-steps", "1500"]
 L1000 = ["--label-ids", str(AIR / "low1000_ids.txt"), "--min-steps", "1500"]
 N1000 = ["--label-ids", str(NSMC / "low1000_ids.txt"), "--min-steps", "1500"]
 INIT_FROM = "+ voc pretrain --init-from"  # an arm named so runs `voc pretrain` on its train file first
+LSTM = ["--encoder", "lstm"]
 OPTIONS = [  # the multi-task methods of Ruder's overview, each against the default arm
     ("soft sharing", ["--sharing", "soft"]),
     ("cross-stitch", ["--sharing", "cross-stitch"]),
@@ -79,6 +80,12 @@ ARMS = [  # (protocol, arm, voc train flags, groups), in the order the table pri
     ("Q3 low1000", "single-task", ST + NA + N1000, "main"),
     ("Q3 low1000", "association", ST + N1000, "main"),
     ("Q4", "multi-task", ["--tasks", "sentiment,topic", "--target-task", "topic"], "main"),
+    # The BiLSTM encoder: skip-gram on the run's own text (voc train's default) against
+    # `voc pretrain`, which also trains the BiLSTM as a forward and backward language model.
+    ("Q1", "lstm, multi-task", MT + NA + LSTM, "lstm"),
+    ("Q1", f"lstm, multi-task {INIT_FROM} (skip-gram + LM)", MT + NA + LSTM, "lstm"),
+    ("Q2 low300", "lstm, single-task", ST + NA + L300 + LSTM, "lstm"),
+    ("Q2 low300", f"lstm, single-task {INIT_FROM} (skip-gram + LM)", ST + NA + L300 + LSTM, "lstm"),
     ("Q5", "single-task", ["--tasks", "intent"], "quick main gpu"),
     ("Q5", "single-task, no pretraining", ["--tasks", "intent"] + NP, "main"),
 ]
@@ -115,7 +122,11 @@ def run_arm(args, store, proto, arm, flags, seed):
     init, pretrain_secs = [], None
     if INIT_FROM in arm:
         t0 = time.time()
-        encoder = voc_run([args.voc, "pretrain", "--text", train, "--store", out / "encoders", "--seed", seed] + device)
+        # The encoder kind the arm trains decides what `voc pretrain` learns (an LSTM also
+        # gets the language model).
+        kind = flags[flags.index("--encoder"):][:2] if "--encoder" in flags else []
+        encoder = voc_run([args.voc, "pretrain", "--text", train, "--store", out / "encoders", "--seed", seed]
+                          + kind + device)
         pretrain_secs = time.time() - t0
         init = ["--init-from", encoder]
     t0 = time.time()
@@ -147,7 +158,7 @@ def main():
     p.add_argument("--only", default="q1,q2,q3,q4,q5", help="comma-separated protocols")
     p.add_argument("--seeds", default="13,14,15")
     p.add_argument("--quick", action="store_true", help="seed 13 and the short list of arms only")
-    p.add_argument("--group", default="", help="only arms of this group: main, options, quick or gpu (the rows run on the lent GPU)")
+    p.add_argument("--group", default="", help="only arms of this group: main, options, lstm, quick or gpu (the rows run on the lent GPU)")
     p.add_argument("--voc", default=os.environ.get("VOC_BIN"))
     p.add_argument("--device", default="cpu", help="passed to every voc train and voc pretrain")
     p.add_argument("--parallel", type=int, default=1, help="trainings at once")

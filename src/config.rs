@@ -357,6 +357,15 @@ pub struct PretrainConfig {
     /// Each learned vector is rescaled to the norm of a random `N(0, std²)` row before
     /// supervised training (0 keeps them as learned).
     pub embedding_std: f64,
+    /// `voc pretrain` with an LSTM encoder (`lstm`, `cnn-lstm`): passes of the forward and
+    /// backward language model over the text after skip-gram (0: skip-gram only).
+    pub lm_epochs: usize,
+    /// Noise tokens of the language model's sampled softmax, drawn once per batch.
+    pub lm_samples: usize,
+    /// Texts per language-model step.
+    pub lm_batch_size: usize,
+    /// Adam's step size for the language model (embedding, LSTMs and output layer).
+    pub lm_learning_rate: f64,
 }
 
 impl Default for PretrainConfig {
@@ -371,6 +380,10 @@ impl Default for PretrainConfig {
             batch_size: 4096,
             learning_rate: 0.5,
             embedding_std: 0.1,
+            lm_epochs: 4,
+            lm_samples: 1024,
+            lm_batch_size: 64,
+            lm_learning_rate: 0.01,
         }
     }
 }
@@ -480,6 +493,11 @@ impl TrainConfig {
         }
         if p.embedding_std < 0.0 || p.subsample < 0.0 {
             return bad("pretrain.embedding_std and pretrain.subsample must not be negative");
+        }
+        if p.lm_epochs > 0
+            && (p.lm_samples == 0 || p.lm_batch_size == 0 || p.lm_learning_rate <= 0.0)
+        {
+            return bad("pretrain.lm_samples, lm_batch_size and lm_learning_rate must be positive");
         }
         if self.association.balanced_batch && self.association.per_class == 0 {
             return bad("association.per_class must be positive");

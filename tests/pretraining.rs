@@ -235,6 +235,86 @@ fn train_pretrains_on_its_own_text_by_default_and_not_with_no_pretrain() {
 }
 
 #[test]
+fn an_lstm_encoder_is_pretrained_as_a_language_model_and_train_starts_from_its_lstms() {
+    let store = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = voc(&[
+        "pretrain".as_ref(),
+        "--text".as_ref(),
+        fixture("demo_train.jsonl").as_os_str(),
+        "--store".as_ref(),
+        store.path().as_os_str(),
+        "--encoder".as_ref(),
+        "lstm".as_ref(),
+        "--lm-epochs".as_ref(),
+        "3".as_ref(),
+        "--epochs".as_ref(),
+        "2".as_ref(),
+        "--threads".as_ref(),
+        "1".as_ref(),
+    ]);
+    assert!(ok, "voc pretrain failed: {stderr}");
+    assert!(stderr.contains("language model: 3 epochs"), "{stderr}");
+    let encoder = last_line(&stdout);
+    let encoder_weights = weights(&encoder);
+    let mut names: Vec<&str> = encoder_weights.keys().map(String::as_str).collect();
+    names.retain(|n| n.contains("lstm"));
+    assert_eq!(
+        names.len(),
+        8,
+        "both LSTMs' weights and biases are saved: {names:?}"
+    );
+    assert!(!encoder_weights.keys().any(|k| !k.starts_with("encoder.")));
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(encoder.join("metrics.json")).unwrap()).unwrap();
+    let lm = &metrics["language_model"];
+    let (first, last) = (
+        lm["first_epoch_loss"].as_f64().unwrap(),
+        lm["final_loss"].as_f64().unwrap(),
+    );
+    // ln(vocabulary size) is what a model that knows nothing scores.
+    let know_nothing = (read_manifest(&encoder).unwrap().vocab_size as f64).ln();
+    assert!(
+        last < first - 0.5 && last < know_nothing - 1.0,
+        "the language model learned ({know_nothing:.2} knows nothing): {lm}"
+    );
+
+    let model = voc_train_demo(
+        &[
+            "--init-from".as_ref(),
+            encoder.as_os_str(),
+            "--encoder".as_ref(),
+            "lstm".as_ref(),
+            "--epochs".as_ref(),
+            "1".as_ref(),
+            "--threads".as_ref(),
+            "1".as_ref(),
+        ],
+        store.path(),
+    );
+    let report = init_report(&model);
+    assert_eq!(report["from"], "version");
+    assert_eq!(
+        report["tensors"], 9,
+        "the embedding and the eight LSTM tensors were copied: {report}"
+    );
+    // A CNN encoder takes the embeddings only: no language model, no LSTM weights.
+    let (ok, stdout, stderr) = voc(&[
+        "pretrain".as_ref(),
+        "--text".as_ref(),
+        fixture("demo_train.jsonl").as_os_str(),
+        "--store".as_ref(),
+        store.path().as_os_str(),
+        "--epochs".as_ref(),
+        "1".as_ref(),
+        "--threads".as_ref(),
+        "1".as_ref(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("language model"), "{stderr}");
+    assert_eq!(weights(&last_line(&stdout)).len(), 1);
+}
+
+#[test]
 fn pretrain_without_any_text_says_what_to_give() {
     let (ok, _, stderr) = voc(&["pretrain".as_ref()]);
     assert!(!ok);

@@ -3,7 +3,7 @@
 //! `voc train --init-from DIR`.
 
 use super::data_args::DataArgs;
-use crate::config::TrainConfig;
+use crate::config::{EncoderKind, TrainConfig};
 use crate::model::parse_device;
 use crate::model::vectors::write_vec_file;
 use crate::store::DatabaseSettings;
@@ -32,6 +32,13 @@ pub struct PretrainArgs {
     pub store: PathBuf,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Encoder to pretrain (`model.encoder`): with an LSTM (`lstm`, `cnn-lstm`) the BiLSTM is
+    /// also trained as a language model; a CNN takes the embeddings only.
+    #[arg(long, value_enum)]
+    pub encoder: Option<EncoderKind>,
+    /// Passes of the language model over the text (`pretrain.lm_epochs`; 0: skip-gram only).
+    #[arg(long)]
+    pub lm_epochs: Option<usize>,
     /// Passes over the text, at most.
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -63,6 +70,12 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
     };
     if let Some(seed) = args.seed {
         config.training.seed = seed;
+    }
+    if let Some(encoder) = args.encoder {
+        config.model.encoder = encoder;
+    }
+    if let Some(epochs) = args.lm_epochs {
+        config.pretrain.lm_epochs = epochs;
     }
     if let Some(epochs) = args.epochs {
         config.pretrain.epochs = epochs;
@@ -103,6 +116,17 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         "skip-gram: {} tokens, {} epochs, {} pairs, final loss {:.4}, {:.1}s ({:.0} pairs/s)",
         r.tokens, r.epochs, r.pairs, r.final_loss, r.seconds, r.pairs_per_second
     );
+    if let Some(lm) = &summary.language_model {
+        eprintln!(
+            "language model: {} epochs, {} texts, loss {:.4} -> {:.4}, {:.1}s ({:.0} texts/s)",
+            lm.epochs,
+            lm.sequences,
+            lm.first_epoch_loss,
+            lm.final_loss,
+            lm.seconds,
+            lm.sequences_per_second
+        );
+    }
     if let Some(path) = &args.vec_out {
         write_vec_file(path, &summary.tokenizer, &summary.embedding)
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -49,7 +49,10 @@ struct Cnn {
     convs: Vec<(i64, nn::Conv1D)>,
 }
 
-struct BiLstm {
+/// A forward and a backward LSTM over the same embeddings (`lstm_forward`, `lstm_backward`
+/// under the encoder's path), the backward one reading each text reversed within its own
+/// length.
+pub struct BiLstm {
     forward: nn::LSTM,
     backward: nn::LSTM,
 }
@@ -108,25 +111,8 @@ impl Encoder {
             Cnn { convs }
         });
         let lstm = use_lstm.then(|| {
-            let rnn_config = nn::RNNConfig {
-                batch_first: true,
-                ..Default::default()
-            };
             output_dim += 4 * config.lstm_hidden;
-            BiLstm {
-                forward: nn::lstm(
-                    vs / "lstm_forward",
-                    config.embedding_dim,
-                    config.lstm_hidden,
-                    rnn_config,
-                ),
-                backward: nn::lstm(
-                    vs / "lstm_backward",
-                    config.embedding_dim,
-                    config.lstm_hidden,
-                    rnn_config,
-                ),
-            }
+            BiLstm::new(vs, config.embedding_dim, config.lstm_hidden)
         });
         let ngrams = config.ngrams.enabled.then(|| {
             let bag = NgramBag::new(&(vs / "ngrams"), &config.ngrams, vocab_size);
@@ -203,7 +189,22 @@ impl Cnn {
 }
 
 impl BiLstm {
-    fn forward(&self, embedded: &Tensor, lengths: &Tensor, mask: &Tensor) -> Tensor {
+    /// Both LSTMs under `vs` (the encoder's path), `input_dim` wide in, `hidden` out.
+    pub fn new(vs: &nn::Path, input_dim: i64, hidden: i64) -> BiLstm {
+        let rnn_config = nn::RNNConfig {
+            batch_first: true,
+            ..Default::default()
+        };
+        BiLstm {
+            forward: nn::lstm(vs / "lstm_forward", input_dim, hidden, rnn_config),
+            backward: nn::lstm(vs / "lstm_backward", input_dim, hidden, rnn_config),
+        }
+    }
+
+    /// Each position's states `[batch, time, hidden]`: the forward LSTM's after reading
+    /// tokens `0..=t`, and the backward LSTM's after reading tokens `t..len` (put back in
+    /// the text's order). Positions past a row's length hold nothing meaningful.
+    pub fn states(&self, embedded: &Tensor, lengths: &Tensor) -> (Tensor, Tensor) {
         let (forward_out, _) = self.forward.seq(embedded);
         let reverse = reverse_index(lengths, embedded.size()[1]);
         let gather_index = reverse.unsqueeze(-1).expand_as(embedded);
@@ -211,6 +212,11 @@ impl BiLstm {
         let (backward_rev, _) = self.backward.seq(&reversed);
         let hidden_index = reverse.unsqueeze(-1).expand_as(&backward_rev);
         let backward_out = backward_rev.gather(1, &hidden_index, false);
+        (forward_out, backward_out)
+    }
+
+    fn forward(&self, embedded: &Tensor, lengths: &Tensor, mask: &Tensor) -> Tensor {
+        let (forward_out, backward_out) = self.states(embedded, lengths);
         let out = Tensor::cat(&[forward_out, backward_out], 2);
         let mask3 = mask.unsqueeze(-1);
         let max = out

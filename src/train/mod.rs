@@ -3,6 +3,7 @@
 pub mod early_stopping;
 pub mod evaluate;
 pub mod init;
+pub mod lm;
 pub mod metrics;
 pub mod pretrain;
 mod setup;

@@ -1,11 +1,15 @@
 //! `voc pretrain`: unlabeled text in, a pretrained encoder version out — a tokenizer
-//! learned from that text and an embedding matrix learned by skip-gram, saved in the same
-//! atomic, checksummed folder layout as a classifier (kind `encoder`).
+//! learned from that text, an embedding matrix learned by skip-gram and, for an LSTM
+//! encoder, the BiLSTM trained as a forward and backward language model over those
+//! embeddings ([`super::lm`]), saved in the same atomic, checksummed folder layout as a
+//! classifier (kind `encoder`).
 
 use super::init::pretrain_embedding;
+use super::lm::{pretrain_lstm, LmInput, LmReport};
 use super::skipgram::SkipGramReport;
 use super::TrainError;
-use crate::config::TrainConfig;
+use crate::config::{EncoderKind, TrainConfig};
+use crate::model::encoder::BiLstm;
 use crate::model::manifest::{ModelManifest, TrainingData, VersionKind, MANIFEST_FORMAT};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::version_dir::{new_version_name, save_version, NewVersion};
@@ -30,6 +34,8 @@ pub struct PretrainSummary {
     pub tokenizer: TextTokenizer,
     pub embedding: tch::Tensor,
     pub skipgram: SkipGramReport,
+    /// The language-model pass, for an LSTM encoder with `pretrain.lm_epochs` above 0.
+    pub language_model: Option<LmReport>,
 }
 
 /// Learns the tokenizer and the embeddings from `request.texts` and saves an encoder version.
@@ -70,6 +76,7 @@ pub fn pretrain(request: PretrainRequest) -> Result<PretrainSummary, TrainError>
         config.training.seed,
         request.device,
     )?;
+    let language_model = pretrain_language_model(&vs, &embedding, &rows, &tokenizer, &request)?;
     let version = new_version_name();
     let mut hasher = Sha256::new();
     for t in &texts {
@@ -97,7 +104,11 @@ pub fn pretrain(request: PretrainRequest) -> Result<PretrainSummary, TrainError>
         libtorch: "2.11.0".into(),
         files: BTreeMap::new(),
     };
-    let metrics = serde_json::json!({ "version": version, "skipgram": skipgram });
+    let metrics = serde_json::json!({
+        "version": version,
+        "skipgram": skipgram,
+        "language_model": language_model,
+    });
     let version_dir = save_version(
         &request.store,
         NewVersion {
@@ -113,5 +124,52 @@ pub fn pretrain(request: PretrainRequest) -> Result<PretrainSummary, TrainError>
         tokenizer,
         embedding: tch::no_grad(|| embedding.ws.to_device(tch::Device::Cpu)),
         skipgram,
+        language_model,
     })
+}
+
+/// For an encoder with an LSTM, adds the BiLSTM to `vs` (as `encoder.lstm_forward.*` and
+/// `encoder.lstm_backward.*`, the names a classifier's encoder has) and trains it, with the
+/// embedding, as a language model over `rows`.
+fn pretrain_language_model(
+    vs: &nn::VarStore,
+    embedding: &nn::Embedding,
+    rows: &[Vec<i64>],
+    tokenizer: &TextTokenizer,
+    request: &PretrainRequest,
+) -> Result<Option<LmReport>, TrainError> {
+    let config = &request.config;
+    let has_lstm = matches!(
+        config.model.encoder,
+        EncoderKind::Lstm | EncoderKind::CnnLstm
+    );
+    if !has_lstm || config.pretrain.lm_epochs == 0 {
+        return Ok(None);
+    }
+    tch::manual_seed(config.training.seed as i64);
+    let lstm = BiLstm::new(
+        &(vs.root() / "encoder"),
+        config.model.embedding_dim,
+        config.model.lstm_hidden,
+    );
+    let report = pretrain_lstm(
+        vs,
+        embedding,
+        &lstm,
+        LmInput {
+            rows,
+            vocab_size: tokenizer.vocab_size() as i64,
+            special: &tokenizer.special_ids(),
+            hidden: config.model.lstm_hidden,
+            dropout: config.model.dropout,
+            config: &config.pretrain,
+            grad_clip: config.training.grad_clip,
+            seed: config.training.seed,
+            device: request.device,
+        },
+        |epoch, epochs, loss| {
+            tracing::info!(epoch, epochs, loss, "language-model pretraining");
+        },
+    )?;
+    Ok(Some(report))
 }
