@@ -18,6 +18,18 @@ pub enum EncoderKind {
     CnnLstm,
 }
 
+impl EncoderKind {
+    /// Whether the encoder has the convolution branch.
+    pub fn has_cnn(self) -> bool {
+        matches!(self, EncoderKind::Cnn | EncoderKind::CnnLstm)
+    }
+
+    /// Whether the encoder has the BiLSTM branch.
+    pub fn has_lstm(self) -> bool {
+        matches!(self, EncoderKind::Lstm | EncoderKind::CnnLstm)
+    }
+}
+
 /// The wide hashed n-gram branch (see `model::ngram`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -518,6 +530,19 @@ mod tests {
         let c: TrainConfig = toml::from_str("[model]\nencoder = \"lstm\"\n").unwrap();
         assert_eq!(c.model.encoder, EncoderKind::Lstm);
         assert_eq!(c.training, TrainingConfig::default());
+    }
+
+    #[test]
+    fn language_model_sizes_must_be_positive_when_it_runs() {
+        let mut c = TrainConfig::default();
+        c.pretrain.lm_samples = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("pretrain.lm_samples"), "{err}");
+        c.pretrain.lm_epochs = 0;
+        assert!(
+            c.validate().is_ok(),
+            "no language model: its sizes do not matter"
+        );
     }
 
     #[test]

@@ -38,22 +38,35 @@ fn init_report(model: &Path) -> serde_json::Value {
     metrics["init"].clone()
 }
 
+/// `voc pretrain` on the demo training text into `store`, on one thread, with `extra`
+/// flags; returns its success, stdout and stderr.
+fn voc_pretrain_demo(store: &Path, extra: &[&OsStr]) -> (bool, String, String) {
+    let text = fixture("demo_train.jsonl");
+    let mut args: Vec<&OsStr> = vec![
+        "pretrain".as_ref(),
+        "--text".as_ref(),
+        text.as_os_str(),
+        "--store".as_ref(),
+        store.as_os_str(),
+        "--threads".as_ref(),
+        "1".as_ref(),
+    ];
+    args.extend_from_slice(extra);
+    voc(&args)
+}
+
 /// Pretrains an encoder on the demo training text; returns its folder and the `.vec` path.
 fn pretrain_demo(store: &Path) -> (PathBuf, PathBuf) {
     let vec = store.join("demo.vec");
-    let (ok, stdout, stderr) = voc(&[
-        "pretrain".as_ref(),
-        "--text".as_ref(),
-        fixture("demo_train.jsonl").as_os_str(),
-        "--store".as_ref(),
-        store.as_os_str(),
-        "--vec-out".as_ref(),
-        vec.as_os_str(),
-        "--threads".as_ref(),
-        "1".as_ref(),
-        "--epochs".as_ref(),
-        "3".as_ref(),
-    ]);
+    let (ok, stdout, stderr) = voc_pretrain_demo(
+        store,
+        &[
+            "--vec-out".as_ref(),
+            vec.as_os_str(),
+            "--epochs".as_ref(),
+            "3".as_ref(),
+        ],
+    );
     assert!(ok, "voc pretrain failed: {stderr}");
     (last_line(&stdout), vec)
 }
@@ -237,21 +250,17 @@ fn train_pretrains_on_its_own_text_by_default_and_not_with_no_pretrain() {
 #[test]
 fn an_lstm_encoder_is_pretrained_as_a_language_model_and_train_starts_from_its_lstms() {
     let store = tempfile::tempdir().unwrap();
-    let (ok, stdout, stderr) = voc(&[
-        "pretrain".as_ref(),
-        "--text".as_ref(),
-        fixture("demo_train.jsonl").as_os_str(),
-        "--store".as_ref(),
-        store.path().as_os_str(),
-        "--encoder".as_ref(),
-        "lstm".as_ref(),
-        "--lm-epochs".as_ref(),
-        "3".as_ref(),
-        "--epochs".as_ref(),
-        "2".as_ref(),
-        "--threads".as_ref(),
-        "1".as_ref(),
-    ]);
+    let (ok, stdout, stderr) = voc_pretrain_demo(
+        store.path(),
+        &[
+            "--encoder".as_ref(),
+            "lstm".as_ref(),
+            "--lm-epochs".as_ref(),
+            "3".as_ref(),
+            "--epochs".as_ref(),
+            "2".as_ref(),
+        ],
+    );
     assert!(ok, "voc pretrain failed: {stderr}");
     assert!(stderr.contains("language model: 3 epochs"), "{stderr}");
     let encoder = last_line(&stdout);
@@ -298,17 +307,8 @@ fn an_lstm_encoder_is_pretrained_as_a_language_model_and_train_starts_from_its_l
         "the embedding and the eight LSTM tensors were copied: {report}"
     );
     // A CNN encoder takes the embeddings only: no language model, no LSTM weights.
-    let (ok, stdout, stderr) = voc(&[
-        "pretrain".as_ref(),
-        "--text".as_ref(),
-        fixture("demo_train.jsonl").as_os_str(),
-        "--store".as_ref(),
-        store.path().as_os_str(),
-        "--epochs".as_ref(),
-        "1".as_ref(),
-        "--threads".as_ref(),
-        "1".as_ref(),
-    ]);
+    let (ok, stdout, stderr) =
+        voc_pretrain_demo(store.path(), &["--epochs".as_ref(), "1".as_ref()]);
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("language model"), "{stderr}");
     assert_eq!(weights(&last_line(&stdout)).len(), 1);

@@ -6,7 +6,7 @@
 //! features alone as in any batch.
 
 use super::ngram::NgramBag;
-use crate::config::{EncoderKind, ModelConfig};
+use crate::config::ModelConfig;
 use tch::nn::{self, Module, RNN};
 use tch::{Kind, Tensor};
 
@@ -85,10 +85,8 @@ impl Encoder {
             config.embedding_dim,
             embedding_config,
         );
-        let use_cnn = matches!(config.encoder, EncoderKind::Cnn | EncoderKind::CnnLstm);
-        let use_lstm = matches!(config.encoder, EncoderKind::Lstm | EncoderKind::CnnLstm);
         let mut output_dim = 0;
-        let cnn = use_cnn.then(|| {
+        let cnn = config.encoder.has_cnn().then(|| {
             let convs = config
                 .cnn_widths
                 .iter()
@@ -110,7 +108,7 @@ impl Encoder {
             output_dim += config.cnn_filters * convs.len() as i64;
             Cnn { convs }
         });
-        let lstm = use_lstm.then(|| {
+        let lstm = config.encoder.has_lstm().then(|| {
             output_dim += 4 * config.lstm_hidden;
             BiLstm::new(vs, config.embedding_dim, config.lstm_hidden)
         });

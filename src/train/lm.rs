@@ -7,6 +7,7 @@
 //! lives in its own variable store and is dropped at the end: only the embedding and the
 //! LSTMs are kept.
 
+use super::skipgram::unigram_counts;
 use super::TrainError;
 use crate::config::PretrainConfig;
 use crate::model::encoder::{BiLstm, TokenBatch};
@@ -153,14 +154,11 @@ pub fn pretrain_lstm(
 /// `log(lm_samples · q(id))` for every id, `q` the unigram distribution to the power 0.75
 /// (special ids get a vanishing share, so they are never drawn).
 fn noise_log_expected_counts(input: &LmInput) -> Tensor {
-    let mut counts = vec![0f32; input.vocab_size as usize];
-    for &id in input.rows.iter().flatten() {
-        counts[id as usize] += 1.0;
-    }
-    for &id in input.special {
-        counts[id as usize] = 0.0;
-    }
-    let weights: Vec<f32> = counts.iter().map(|&c| c.powf(0.75) + 1e-12).collect();
+    let counts = unigram_counts(input.rows, input.vocab_size as usize, input.special);
+    let weights: Vec<f32> = counts
+        .iter()
+        .map(|&c| (c as f32).powf(0.75) + 1e-12)
+        .collect();
     let total: f32 = weights.iter().sum();
     let k = input.config.lm_samples as f32;
     let log_expected: Vec<f32> = weights.iter().map(|w| (k * w / total).ln()).collect();
@@ -183,23 +181,30 @@ fn lm_loss(
     let time = batch.ids.size()[1];
     // Position t + 1 is real only if t is, so its mask marks the pairs to score.
     let pairs = mask.narrow(1, 1, time - 1);
-    let next = sampled_softmax_loss(
-        &forward_states.narrow(1, 0, time - 1),
-        &batch.ids.narrow(1, 1, time - 1),
-        &pairs,
-        &output.forward,
-        samples,
-        log_expected,
+    // The forward state at t predicts token t + 1; the backward state at t + 1 predicts t.
+    let (earlier, later) = (
+        batch.ids.narrow(1, 0, time - 1),
+        batch.ids.narrow(1, 1, time - 1),
     );
-    let previous = sampled_softmax_loss(
-        &backward_states.narrow(1, 1, time - 1),
-        &batch.ids.narrow(1, 0, time - 1),
-        &pairs,
-        &output.backward,
-        samples,
-        log_expected,
-    );
-    (next + previous) / 2.0
+    let directions = [
+        (
+            forward_states.narrow(1, 0, time - 1),
+            later,
+            &output.forward,
+        ),
+        (
+            backward_states.narrow(1, 1, time - 1),
+            earlier,
+            &output.backward,
+        ),
+    ];
+    let losses: Vec<Tensor> = directions
+        .iter()
+        .map(|(states, targets, layer)| {
+            sampled_softmax_loss(states, targets, &pairs, layer, samples, log_expected)
+        })
+        .collect();
+    (&losses[0] + &losses[1]) / 2.0
 }
 
 /// Cross-entropy of the true token against the sampled ones, for the states `[batch, time,

@@ -8,7 +8,7 @@ use super::init::pretrain_embedding;
 use super::lm::{pretrain_lstm, LmInput, LmReport};
 use super::skipgram::SkipGramReport;
 use super::TrainError;
-use crate::config::{EncoderKind, TrainConfig};
+use crate::config::TrainConfig;
 use crate::model::encoder::BiLstm;
 use crate::model::manifest::{ModelManifest, TrainingData, VersionKind, MANIFEST_FORMAT};
 use crate::model::tokenizer::TextTokenizer;
@@ -139,11 +139,7 @@ fn pretrain_language_model(
     request: &PretrainRequest,
 ) -> Result<Option<LmReport>, TrainError> {
     let config = &request.config;
-    let has_lstm = matches!(
-        config.model.encoder,
-        EncoderKind::Lstm | EncoderKind::CnnLstm
-    );
-    if !has_lstm || config.pretrain.lm_epochs == 0 {
+    if !config.model.encoder.has_lstm() || config.pretrain.lm_epochs == 0 {
         return Ok(None);
     }
     tch::manual_seed(config.training.seed as i64);

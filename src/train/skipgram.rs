@@ -110,6 +110,17 @@ pub fn epoch_pairs(
 }
 
 /// Learns `[vocab_size, dim]` vectors; `on_epoch(epoch, epochs, mean loss)` after each pass.
+/// How often each id occurs in `rows`; `special` ids count 0.
+pub fn unigram_counts(rows: &[Vec<i64>], vocab_size: usize, special: &[i64]) -> Vec<u64> {
+    let mut counts = vec![0u64; vocab_size];
+    for &id in rows.iter().flatten() {
+        if !special.contains(&id) {
+            counts[id as usize] += 1;
+        }
+    }
+    counts
+}
+
 pub fn skipgram(
     input: SkipGramInput,
     mut on_epoch: impl FnMut(usize, usize, f64),
@@ -124,12 +135,7 @@ pub fn skipgram(
         device,
     } = input;
     let started = Instant::now();
-    let mut counts = vec![0u64; vocab_size];
-    for &id in rows.iter().flatten() {
-        if !special.contains(&id) {
-            counts[id as usize] += 1;
-        }
-    }
+    let counts = unigram_counts(rows, vocab_size, special);
     let tokens: usize = counts.iter().sum::<u64>() as usize;
     if tokens < 100 {
         return Err(SkipGramError::TooLittleText(tokens));
