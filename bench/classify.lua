@@ -2,11 +2,26 @@
 -- in turn to /classify, counts 2xx answers and writes the transcript ids they carry to
 -- $VOC_BENCH_IDS.<thread>, so the script can check each one against Postgres.
 -- With $VOC_BENCH_DELAY_MS set, each connection waits that long before each request, which
--- caps the rate (bench/trust.sh's soak runs at a share of the peak this way).
+-- caps the rate. With $VOC_BENCH_DELAY_FILE set too, the wait is read again from that file
+-- every 50 requests (bench/pace.py rewrites it to hold bench/trust.sh's soak at a share of
+-- the peak).
 local bodies = {}
 local delay_ms = tonumber(os.getenv("VOC_BENCH_DELAY_MS") or "")
+local delay_file = os.getenv("VOC_BENCH_DELAY_FILE")
+local since_read = 0
 if delay_ms then
   function delay()
+    if delay_file then
+      since_read = since_read + 1
+      if since_read >= 50 then
+        since_read = 0
+        local f = io.open(delay_file, "r")
+        if f then
+          delay_ms = tonumber(f:read("*l") or "") or delay_ms
+          f:close()
+        end
+      end
+    end
     return delay_ms
   end
 end

@@ -6,6 +6,7 @@
 #   bash bench/load.sh                      # trains the Q1 model once into bench/out/q1_store
 #   VOC_BENCH_STORE=DIR bash bench/load.sh  # reuse a store that holds a Q1 version
 #   S1_DURATION=30s S1_CONCURRENCY=64 S3_DURATION=20s S3_CONCURRENCY=8 SERVE_ARGS="--max-batch-size 32"
+#   S2_DURATION=0 bash bench/load.sh        # leave out S2 (S1 while a fine-tuning run trains)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -14,6 +15,7 @@ S1_DURATION="${S1_DURATION:-30s}"
 S1_CONCURRENCY="${S1_CONCURRENCY:-64}"
 S3_DURATION="${S3_DURATION:-20s}"
 S3_CONCURRENCY="${S3_CONCURRENCY:-8}"
+S2_DURATION="${S2_DURATION:-30s}"
 STORE="${VOC_BENCH_STORE:-$ROOT/bench/out/q1_store}"
 
 VOC="$(bash scripts/setup.sh | tail -1)"
@@ -57,7 +59,7 @@ PY
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 RUST_LOG="${RUST_LOG:-warn}" DATABASE_URL="$BENCH_URL" "$VOC" serve --bind "127.0.0.1:$PORT" \
-  --store "$STORE" --max-items-per-request 64 ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
+  --store "$STORE" --max-items-per-request 64 --retrain-min-labels 100000000 ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
@@ -70,18 +72,21 @@ VERSION="$(curl -s "http://127.0.0.1:$PORT/models/active" | python3 -c 'import j
 TICK="$(getconf CLK_TCK)"
 cpu_machine() { awk -v t="$TICK" '/^cpu / {print ($2+$3+$4+$7+$8)/t}' /proc/stat; }
 cpu_proc() { awk -v t="$TICK" '{sub(/.*\) /, ""); print ($12+$13)/t}' "/proc/$1/stat"; }
-cpu_thread() {
+cpu_threads() { # pid name-prefix: every thread whose name starts with it
+  local total=0 d
   for d in /proc/"$1"/task/*; do
-    if [ "$(cat "$d/comm")" = "$2" ]; then awk -v t="$TICK" '{sub(/.*\) /, ""); print ($12+$13)/t}' "$d/stat"; return; fi
+    case "$(cat "$d/comm")" in
+      "$2"*) total="$total+$(awk -v t="$TICK" '{sub(/.*\) /, ""); print ($12+$13)/t}' "$d/stat")" ;;
+    esac
   done
-  echo 0
+  python3 -c "print($total)"
 }
 cpu_postgres() {
   local total=0 pid
   for pid in $(pgrep -x postgres); do total="$total+$(cpu_proc "$pid" 2>/dev/null || echo 0)"; done
   python3 -c "print($total)"
 }
-cpu_snapshot() { echo "$(cpu_machine) $(cpu_proc "$SERVER_PID") $(cpu_thread "$SERVER_PID" voc-inference) $(cpu_postgres)"; }
+cpu_snapshot() { echo "$(cpu_machine) $(cpu_proc "$SERVER_PID") $(cpu_threads "$SERVER_PID" voc-inference) $(cpu_postgres)"; }
 cpu_report() { # before after wall_seconds
   python3 - "$1" "$2" "$3" <<'PY'
 import sys
@@ -89,7 +94,7 @@ b = [float(x) for x in sys.argv[1].split()]; a = [float(x) for x in sys.argv[2].
 d = [y - x for x, y in zip(b, a)]
 machine, server, inference, pg = d
 print(f"cpu (cores busy on average over {wall:.0f} s): machine {machine/wall:.2f}, voc serve {server/wall:.2f} "
-      f"(inference thread {inference/wall:.2f}, http+db tasks {(server-inference)/wall:.2f}), "
+      f"(inference threads {inference/wall:.2f}, http+db tasks {(server-inference)/wall:.2f}), "
       f"postgres {pg/wall:.2f}, other (wrk, kernel) {(machine-server-pg)/wall:.2f}")
 PY
 }
@@ -136,6 +141,32 @@ field s3 latency_ms
 echo "requests_per_s $s3_rps texts_per_s $(python3 -c "print(round($s3_rps*64, 1))")"
 echo "non_2xx $((s3_total - s3_ok)) (of $s3_total)"
 echo "postgres: $((after - before)) prediction rows for $((s3_ok * 64)) texts in 2xx answers; answered transcripts without a prediction row: $(missing_rows s3)"
+
+if [ "$S2_DURATION" != 0 ]; then
+  echo "== S2: S1 while a fine-tuning run trains on the 10,092 labeled airline train rows, concurrency $S1_CONCURRENCY, $S2_DURATION"
+  DATABASE_URL="$BENCH_URL" "$VOC" import "$DATA/train.jsonl" --tasks sentiment,reason >"$WORK/import.log" 2>&1
+  RUN="$(curl -s -X POST "http://127.0.0.1:$PORT/training-runs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"]["id"])')"
+  run_state() { psql "$BENCH_URL" -tAc "SELECT state FROM training_runs WHERE id = $RUN"; }
+  for _ in $(seq 1 240); do [ "$(run_state)" = running ] && break; sleep 0.5; done
+  # The run reads its snapshot first; measure once it trains (its first progress row).
+  for _ in $(seq 1 240); do
+    [ -n "$(psql "$BENCH_URL" -tAc "SELECT progress FROM training_runs WHERE id = $RUN AND progress IS NOT NULL")" ] && break
+    sleep 0.5
+  done
+  echo "training run $RUN: $(run_state)"
+  cpu_before="$(cpu_snapshot)"; train_before="$(cpu_threads "$SERVER_PID" voc-training)"; t0="$(date +%s.%N)"
+  run_wrk s2 "$WORK/single.txt" "$S1_CONCURRENCY" "$S2_DURATION"
+  cpu_after="$(cpu_snapshot)"; train_after="$(cpu_threads "$SERVER_PID" voc-training)"; t1="$(date +%s.%N)"
+  s2_rps="$(field s2 requests_per_s | awk '{print $2}')"
+  field s2 requests_per_s
+  field s2 latency_ms
+  s2_ok="$(field s2 2xx_responses | awk '{print $2}')"
+  s2_total="$(awk '/requests in/ {print $1}' "$WORK/s2.out")"
+  echo "non_2xx $((s2_total - s2_ok)) (of $s2_total); S2 / S1 requests/s: $(python3 -c "print(round($s2_rps / $(field s1 requests_per_s | awk '{print $2}'), 3))")"
+  cpu_report "$cpu_before" "$cpu_after" "$(python3 -c "print($t1 - $t0)")"
+  echo "training (voc-training and the libtorch threads it started): $(python3 -c "print(round(($train_after - $train_before) / ($t1 - $t0), 2))") cores busy during S2; run $RUN is $(run_state) after S2"
+  echo "answered transcripts without a prediction row: $(missing_rows s2)"
+fi
 
 echo "== where the time goes (server metrics, whole run)"
 curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c '

@@ -91,7 +91,7 @@ PY
 # load NAME PORT CONCURRENCY DURATION [DELAY_MS]: wrk with the classify script; ids of 2xx answers kept.
 load() {
   VOC_BENCH_KEY="$CK" VOC_BENCH_BODIES="$WORK/single.txt" VOC_BENCH_IDS="$WORK/$1.ids" \
-    VOC_BENCH_DELAY_MS="${5:-}" wrk -t2 -c"$3" -d"$4" --timeout 10s -s bench/classify.lua \
+    VOC_BENCH_DELAY_MS="${5:-}" VOC_BENCH_DELAY_FILE="${6:-}" wrk -t2 -c"$3" -d"$4" --timeout 10s -s bench/classify.lua \
     "http://127.0.0.1:$2" >"$WORK/$1.out" 2>&1
 }
 answered() { awk '$1=="2xx_responses" {print $2}' "$WORK/$1.out"; }
@@ -134,9 +134,12 @@ if [[ "$SKIP" != *,soak,* ]]; then
     load probe "$PORT_A" 64 10s "$DELAY"
     DELAY="$(python3 -c "print(max(1, round($DELAY - (64 / $(rps probe) - 64 / $RATE) * 1000)))")"
   done
-  echo "== soak: $SOAK_S s at 80 % of the peak ($RATE requests/s asked: 64 connections, ${DELAY} ms between requests after a probe at $(rps probe)/s), feedback throughout, one training run in the middle"
-  load soak "$PORT_A" 64 "${SOAK_S}s" "$DELAY" &
+  echo "== soak: $SOAK_S s at 80 % of the peak ($RATE requests/s asked: 64 connections, ${DELAY} ms between requests after a probe at $(rps probe)/s, then paced every 5 s so the average holds), feedback throughout, one training run in the middle"
+  echo "$DELAY" >"$WORK/soak.delay"
+  load soak "$PORT_A" 64 "${SOAK_S}s" "$DELAY" "$WORK/soak.delay" &
   LOAD=$!
+  python3 bench/pace.py "$WORK/soak.ids" "$WORK/soak.delay" "$RATE" 64 "$SOAK_S" >"$WORK/pace.out" 2>&1 &
+  PIDS+=("$!")
   # RSS every 30 s, to tell a step at the training run from a steady climb.
   ( while kill -0 "$LOAD" 2>/dev/null; do rss_kb "$PID_A" >>"$WORK/rss.series"; sleep 30; done ) &
   PIDS+=("$!")
@@ -175,7 +178,8 @@ PY
   kill "$FEEDBACK" 2>/dev/null || true
   RSS2="$(rss_kb "$PID_A")"
   SOAK_TOTAL="$(total soak)"; SOAK_OK="$(answered soak)"
-  echo "  requests $SOAK_TOTAL at $(rps soak)/s, non_2xx $((SOAK_TOTAL - SOAK_OK)), $(awk '$1=="latency_ms"' "$WORK/soak.out")"
+  echo "  requests $SOAK_TOTAL at $(rps soak)/s ($(python3 -c "print(round(100 * $(rps soak) / $PEAK, 1))") % of the peak), non_2xx $((SOAK_TOTAL - SOAK_OK)), $(awk '$1=="latency_ms"' "$WORK/soak.out")"
+  echo "  pacing (every 5 s: answers so far, wait): $(awk 'NR % 12 == 0 {printf "%s%s s %s wait %s ms", (n++ ? ", " : ""), $1, $5, $9}' "$WORK/pace.out")"
   echo "  feedback answers by status: $(tail -1 "$WORK/feedback.out")"
   echo "  training run $RUN: $(wait_run_state "$RUN" 'promoted|rejected|failed|superseded|cancelled' 600) ($(sql "SELECT reason FROM training_runs WHERE id = $RUN"))"
   MISSING="$(missing_rows soak)"
@@ -183,6 +187,7 @@ PY
   echo "  RSS after the first minute $RSS1 kB, at the end $RSS2 kB ($(python3 -c "print(f'{100 * ($RSS2 - $RSS1) / $RSS1:+.1f}')") %)"
   echo "  RSS every 30 s from the start (MB): $(awk '{printf "%s%d", (NR > 1 ? " " : ""), $1 / 1024}' "$WORK/rss.series")"
   [ "$((SOAK_TOTAL - SOAK_OK))" = 0 ] && check ok "0 non-2xx" || check failed "0 non-2xx"
+  python3 -c "import sys; sys.exit(0 if $(rps soak) >= 0.79 * $PEAK else 1)" && check ok "average rate at 80 % of the peak (±1)" || check failed "average rate at 80 % of the peak (±1)"
   [ "$MISSING" = 0 ] && check ok "every answered transcript has its row" || check failed "every answered transcript has its row"
   python3 -c "import sys; sys.exit(0 if $RSS2 <= 1.1 * $RSS1 else 1)" && check ok "RSS within 10 %" || check failed "RSS within 10 %"
 fi

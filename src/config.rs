@@ -313,6 +313,9 @@ pub struct TrainingConfig {
     /// Learning-rate multiplier for the embedding matrix when it starts from pretrained
     /// vectors (a small value keeps fine-tuning from wiping them).
     pub embedding_lr_scale: f64,
+    /// Learning-rate multiplier for the BiLSTM when its weights come from `voc pretrain`
+    /// (the language model); a randomly initialised LSTM always trains at the full rate.
+    pub lstm_lr_scale: f64,
     /// libtorch intra-op threads (0: one less than the CPUs, at least 1, at most 8;
     /// oversubscribed OpenMP threads slow training tenfold on a busy machine).
     pub threads: usize,
@@ -337,6 +340,7 @@ impl Default for TrainingConfig {
             soft_sharing_weight: 0.01,
             valid_fraction: 0.1,
             embedding_lr_scale: 0.1,
+            lstm_lr_scale: 1.0,
             threads: 0,
         }
     }
@@ -496,6 +500,9 @@ impl TrainConfig {
         }
         if t.embedding_lr_scale < 0.0 {
             return bad("training.embedding_lr_scale must not be negative");
+        }
+        if t.lstm_lr_scale < 0.0 {
+            return bad("training.lstm_lr_scale must not be negative");
         }
         let p = &self.pretrain;
         if p.window == 0 || p.negatives == 0 || p.batch_size == 0 || p.learning_rate <= 0.0 {

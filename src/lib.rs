@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod redact;
 pub mod service;
 pub mod store;
+pub mod thread_priority;
 pub mod train;
 
 pub use api::app;

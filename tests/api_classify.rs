@@ -594,7 +594,7 @@ async fn the_docs_page_loads_swagger_ui_from_this_server_only(pool: sqlx::PgPool
 async fn health_answers_503_once_the_inference_thread_is_dead(pool: sqlx::PgPool) {
     let (app, state) = common::app(pool).await;
     assert_eq!(get(&app, "/health").await.status, 200);
-    state.pipeline.stop_worker().await;
+    state.pipeline.stop_replica(0).await;
     assert!(!state.pipeline.is_alive());
     for route in ["/health", "/healthz", "/ready", "/readyz"] {
         let a = get(&app, route).await;

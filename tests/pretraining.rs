@@ -306,6 +306,33 @@ fn an_lstm_encoder_is_pretrained_as_a_language_model_and_train_starts_from_its_l
         report["tensors"], 9,
         "the embedding and the eight LSTM tensors were copied: {report}"
     );
+    assert_eq!(report["lstm"], true, "{report}");
+    // The pretrained LSTM fine-tunes at lstm_lr_scale times the rate: at 0 it keeps exactly
+    // the language model's weights, at the default it moves.
+    let frozen = voc_train_demo(
+        &[
+            "--init-from".as_ref(),
+            encoder.as_os_str(),
+            "--encoder".as_ref(),
+            "lstm".as_ref(),
+            "--epochs".as_ref(),
+            "1".as_ref(),
+            "--threads".as_ref(),
+            "1".as_ref(),
+            "--lstm-lr-scale".as_ref(),
+            "0".as_ref(),
+        ],
+        store.path(),
+    );
+    let (moved, kept) = (weights(&model), weights(&frozen));
+    for name in names.iter().filter(|n| n.contains("weight_ih")) {
+        let pretrained = &encoder_weights[*name];
+        assert!(kept[*name].equal(pretrained), "{name} kept at scale 0");
+        assert!(
+            !moved[*name].equal(pretrained),
+            "{name} fine-tuned at scale 1"
+        );
+    }
     // A CNN encoder takes the embeddings only: no language model, no LSTM weights.
     let (ok, stdout, stderr) =
         voc_pretrain_demo(store.path(), &["--epochs".as_ref(), "1".as_ref()]);

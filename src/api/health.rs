@@ -8,9 +8,10 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-/// The process is up and its inference thread runs. Without that thread every
-/// `/classify` fails and nothing in the process starts it again, so liveness fails too and
-/// the orchestrator restarts the process. The database is not checked here (a database
+/// The process is up and every inference thread (the dispatcher and each model replica)
+/// runs. A dead one is never started again, and with it the process serves on fewer cores
+/// (or, with none left, not at all), so liveness fails and the orchestrator restarts the
+/// process. The database is not checked here (a database
 /// outage is not cured by a restart; `/ready` covers it).
 pub async fn live(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     inference_alive(&state)?;
@@ -22,12 +23,12 @@ fn inference_alive(state: &AppState) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Unavailable(
-            "the inference thread has stopped; restart the process".into(),
+            "an inference thread has stopped; restart the process".into(),
         ))
     }
 }
 
-/// The inference thread runs and the database answers.
+/// Every inference thread runs and the database answers.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     inference_alive(&state)?;
     crate::store::ping(&state.pool).await?;

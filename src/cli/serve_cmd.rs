@@ -43,9 +43,13 @@ pub struct ServeArgs {
     /// Retry-After (at least --body-limit-bytes).
     #[arg(long, env = "VOC_QUEUE_BYTES", default_value_t = 64 << 20)]
     pub queue_bytes: usize,
-    /// libtorch threads of the inference thread (keep low: tokio and Postgres need cores too).
-    #[arg(long, env = "VOC_INFERENCE_THREADS", default_value_t = 1)]
+    /// Model replicas, each on its own thread with its own copy of the weights (0: one per
+    /// two CPUs).
+    #[arg(long, env = "VOC_INFERENCE_THREADS", default_value_t = 0)]
     pub inference_threads: usize,
+    /// libtorch intra-op threads of each replica.
+    #[arg(long, env = "VOC_INTRA_OP_THREADS", default_value_t = 1)]
+    pub intra_op_threads: usize,
     /// Largest request body accepted (bytes); larger ones get 413.
     #[arg(long, env = "VOC_BODY_LIMIT_BYTES", default_value_t = 1 << 20)]
     pub body_limit_bytes: usize,
@@ -124,6 +128,10 @@ pub struct ServeArgs {
     /// libtorch threads of the training thread (serving keeps the other cores).
     #[arg(long, env = "VOC_TRAINING_THREADS", default_value_t = 1)]
     pub training_threads: usize,
+    /// How far the training thread lowers its scheduling priority (nice, 0-19), so serving
+    /// keeps the cores while a run trains.
+    #[arg(long, env = "VOC_TRAINING_NICE", default_value_t = 10)]
+    pub training_nice: i32,
     /// Share of labeled transcripts (chosen by a hash of their text) never trained on and
     /// used by the gate; the first server records it in Postgres and later ones use that.
     #[arg(long, env = "VOC_EVAL_SHARE", default_value_t = 0.1)]
@@ -190,7 +198,8 @@ impl ServeArgs {
                 max_batch_wait: Duration::from_millis(self.max_batch_wait_ms),
                 queue_capacity: self.queue_capacity,
                 queue_bytes: self.queue_bytes,
-                inference_threads: self.inference_threads.max(1),
+                replicas: inference_replicas(self.inference_threads),
+                intra_op_threads: self.intra_op_threads.max(1),
                 device,
             },
             limits: Limits {
@@ -225,6 +234,7 @@ impl ServeArgs {
                     threads: self.training_threads.max(1),
                     learning_rate: self.finetune_learning_rate,
                     association_max_labels: self.finetune_association_max_labels,
+                    nice: self.training_nice.clamp(0, 19),
                 },
                 gate: GateSettings {
                     target_margin: self.gate_target_margin,
@@ -274,6 +284,17 @@ fn is_loopback(bind: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `--inference-threads`, with 0 read as one replica per two CPUs (at least one): the other
+/// half of the cores parse requests, redact, write to Postgres and run Postgres itself. On 2
+/// CPUs one replica served 1,751 / 1,633 single requests/s against 1,405 / 1,327 for two
+/// (bench/load.sh S1, two rounds); two replicas win on 64-text requests (S3).
+fn inference_replicas(requested: usize) -> usize {
+    match requested {
+        0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1),
+        n => n,
+    }
 }
 
 #[cfg(test)]

@@ -109,6 +109,9 @@ pub struct TrainArgs {
     /// Learning-rate multiplier for pretrained embeddings.
     #[arg(long)]
     pub embedding_lr_scale: Option<f64>,
+    /// Learning-rate multiplier for an LSTM pretrained as a language model.
+    #[arg(long)]
+    pub lstm_lr_scale: Option<f64>,
     /// libtorch threads (0: one less than the CPUs, at least 1).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -136,6 +139,7 @@ impl TrainArgs {
         set(&mut t.patience, self.patience);
         set(&mut t.threads, self.threads);
         set(&mut t.embedding_lr_scale, self.embedding_lr_scale);
+        set(&mut t.lstm_lr_scale, self.lstm_lr_scale);
         set(&mut t.loss_weighting, self.loss_weighting);
         set(&mut t.schedule, self.schedule);
         set(&mut t.select_on, self.select_on);

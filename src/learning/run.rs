@@ -24,6 +24,9 @@ pub struct FineTuneSettings {
     /// they help when labels are few, and their unlabeled batches make a step about nine
     /// times dearer.
     pub association_max_labels: usize,
+    /// How much the training thread lowers its own scheduling priority (nice 0–19), so that
+    /// serving keeps the cores when both want them.
+    pub nice: i32,
 }
 
 impl Default for FineTuneSettings {
@@ -33,6 +36,7 @@ impl Default for FineTuneSettings {
             threads: 1,
             learning_rate: None,
             association_max_labels: 2000,
+            nice: 10,
         }
     }
 }
@@ -50,6 +54,8 @@ pub struct RunInput {
     /// The frozen evaluation rows (never in `train`).
     pub eval: Vec<Example>,
     pub gate: GateSettings,
+    /// See [`FineTuneSettings::nice`].
+    pub nice: i32,
 }
 
 /// What a finished run produced: the saved candidate and the gate's decision on it.

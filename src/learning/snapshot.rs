@@ -70,6 +70,7 @@ pub async fn prepare_input(
         train: snapshot_dataset(run_id, train_rows),
         eval: eval_rows,
         gate: settings.gate.clone(),
+        nice: settings.fine_tune.nice,
     })
 }
 

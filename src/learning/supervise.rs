@@ -39,6 +39,10 @@ fn spawn_thread(
     std::thread::Builder::new()
         .name("voc-training".into())
         .spawn(move || {
+            // Before libtorch starts its worker threads, which inherit it.
+            if let Err(e) = crate::thread_priority::lower_current_thread(input.nice) {
+                tracing::warn!(error = %e, "cannot lower the training thread's priority");
+            }
             let progress_tx = tx.clone();
             let mut on_progress = |p: &Progress| {
                 let _ = progress_tx.send(FromTraining::Progress(p.clone()));

@@ -10,8 +10,10 @@ use crate::config::ModelConfig;
 use tch::nn::{self, Module, RNN};
 use tch::{Kind, Tensor};
 
-/// The optimiser group of the embedding matrix (every other weight is in group 0).
+/// The optimiser group of the embedding matrix.
 pub const EMBEDDING_GROUP: usize = 1;
+/// The optimiser group of the BiLSTM (every weight not in a named group is in group 0).
+pub const LSTM_GROUP: usize = 2;
 
 /// Token ids `[batch, time]` (padded with 0) and each row's real length `[batch]`.
 pub struct TokenBatch {
@@ -110,7 +112,13 @@ impl Encoder {
         });
         let lstm = config.encoder.has_lstm().then(|| {
             output_dim += 4 * config.lstm_hidden;
-            BiLstm::new(vs, config.embedding_dim, config.lstm_hidden)
+            // In its own group, so an LSTM pretrained as a language model can fine-tune
+            // more gently than the freshly initialised layers above it.
+            BiLstm::new(
+                &vs.set_group(LSTM_GROUP),
+                config.embedding_dim,
+                config.lstm_hidden,
+            )
         });
         let ngrams = config.ngrams.enabled.then(|| {
             let bag = NgramBag::new(&(vs / "ngrams"), &config.ngrams, vocab_size);

@@ -1,13 +1,15 @@
-//! The classification pipeline: a bounded queue in front of one named OS thread that owns
-//! the model (a tch `Tensor` is `Send` but not `Sync`), cuts dynamic batches, and hands each
-//! batch to a writer that commits all its transcripts and predictions in one statement
-//! before any request of the batch is answered.
+//! The classification pipeline: a bounded queue in front of a dispatcher thread that cuts
+//! dynamic batches and hands each to a free model replica. Each replica is an OS thread that
+//! owns its own copy of the model (a tch `Tensor` is `Send` but not `Sync`) and hands its
+//! scored batch to a writer that commits all its transcripts and predictions in one
+//! statement before any request of the batch is answered.
 //!
 //! ```text
-//! handler --Command--> [voc-inference thread: batch, predict] --spawn--> commit batch --oneshot--> handler
+//! handler --Command--> [voc-dispatch: cut batch] --> [voc-inference-N: predict] --spawn--> commit batch --oneshot--> handler
 //! ```
 
-mod worker;
+mod dispatcher;
+mod replica;
 mod writer;
 
 use crate::data::TaskLabels;
@@ -91,8 +93,10 @@ pub struct PipelineSettings {
     /// Most text bytes held by requests in the pipeline (queued, scored or being stored);
     /// a request that would go over is refused at once (503), like one over `queue_capacity`.
     pub queue_bytes: usize,
-    /// libtorch intra-op threads for the inference thread.
-    pub inference_threads: usize,
+    /// Model replicas, each on its own thread with its own copy of the weights.
+    pub replicas: usize,
+    /// libtorch intra-op threads of each replica.
+    pub intra_op_threads: usize,
     pub device: tch::Device,
 }
 
@@ -134,15 +138,46 @@ impl Drop for HeldBytes {
 
 enum Command {
     Classify(Job),
-    /// Serve `classifier` from the next batch on (it was loaded off the inference thread).
+    /// Serve `classifiers` (one per replica, loaded off the inference threads) from each
+    /// replica's next batch on.
     Swap {
-        classifier: Box<Classifier>,
+        classifiers: Vec<Classifier>,
         reply: oneshot::Sender<Arc<ActiveModel>>,
     },
-    /// End the inference thread now, as a crash would (see [`Pipeline::stop_worker`]).
+    /// End one replica now, as a crash would (see [`Pipeline::stop_replica`]).
     Stop {
+        replica: usize,
         stopped: oneshot::Sender<()>,
     },
+}
+
+/// A version loaded once per replica, ready for [`Pipeline::swap`].
+pub struct LoadedModel {
+    replicas: Vec<Classifier>,
+}
+
+impl LoadedModel {
+    /// The version these copies are of.
+    pub fn version(&self) -> &str {
+        &self.replicas[0].manifest().version
+    }
+}
+
+/// Counts a pipeline thread as running until dropped, however the thread ends (a panic
+/// included).
+struct AliveFlag(Arc<AtomicUsize>);
+
+impl AliveFlag {
+    fn new(running: &Arc<AtomicUsize>) -> AliveFlag {
+        running.fetch_add(1, Ordering::SeqCst);
+        AliveFlag(running.clone())
+    }
+}
+
+impl Drop for AliveFlag {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A cheap, cloneable handle to the pipeline.
@@ -155,40 +190,75 @@ pub struct Pipeline {
     bytes: Arc<AtomicUsize>,
     byte_budget: usize,
     active: Arc<RwLock<Arc<ActiveModel>>>,
-    alive: Arc<std::sync::atomic::AtomicBool>,
+    /// Pipeline threads running now, and how many there are when all run.
+    running: Arc<AtomicUsize>,
+    threads: usize,
+    replicas: usize,
     device: tch::Device,
 }
 
 impl Pipeline {
-    /// Starts the inference thread with `classifier`; commits go to `pool` on the current
-    /// tokio runtime. The thread stops when every handle is dropped.
+    /// Starts the dispatcher and `settings.replicas` replicas of `classifier` (the others
+    /// loaded from its folder); commits go to `pool` on the current tokio runtime. The
+    /// threads stop when every handle is dropped; the returned handle joins them all.
     pub fn start(
         classifier: Classifier,
         settings: PipelineSettings,
         pool: sqlx::PgPool,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<(Pipeline, std::thread::JoinHandle<()>)> {
+        let replicas = settings.replicas.max(1);
+        let mut copies = vec![classifier];
+        for _ in 1..replicas {
+            let copy = Classifier::load(copies[0].dir(), settings.device)
+                .map_err(|e| std::io::Error::other(format!("cannot load a model replica: {e}")))?;
+            copies.push(copy);
+        }
         let (tx, rx) = mpsc::channel();
         let depth = metrics.queue_depth.clone();
-        let active = Arc::new(RwLock::new(Arc::new(ActiveModel::of(&classifier))));
-        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        metrics.set_active_version(&classifier.manifest().version);
-        let worker = worker::InferenceWorker {
-            classifier,
+        let active = Arc::new(RwLock::new(Arc::new(ActiveModel::of(&copies[0]))));
+        let running = Arc::new(AtomicUsize::new(0));
+        metrics.set_active_version(&copies[0].manifest().version);
+        let (ready_tx, ready) = mpsc::channel();
+        let mut senders = Vec::new();
+        let mut replica_threads = Vec::new();
+        for (index, classifier) in copies.into_iter().enumerate() {
+            let (replica_tx, replica_rx) = mpsc::channel();
+            let replica = replica::Replica {
+                index,
+                classifier,
+                rx: replica_rx,
+                ready: ready_tx.clone(),
+                intra_op_threads: settings.intra_op_threads,
+                _alive: AliveFlag::new(&running),
+                writer: writer::BatchWriter {
+                    pool: pool.clone(),
+                    metrics: metrics.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                },
+            };
+            replica_threads.push(
+                std::thread::Builder::new()
+                    .name(format!("voc-inference-{index}"))
+                    .spawn(move || replica.run())?,
+            );
+            senders.push(replica_tx);
+        }
+        drop(ready_tx);
+        let dispatcher = dispatcher::Dispatcher {
             rx,
+            replicas: senders,
+            replica_threads,
+            ready,
             settings: settings.clone(),
             depth: depth.clone(),
             active: active.clone(),
-            _alive: worker::AliveFlag(alive.clone()),
-            writer: writer::BatchWriter {
-                pool,
-                metrics,
-                runtime: tokio::runtime::Handle::current(),
-            },
+            metrics,
+            _alive: AliveFlag::new(&running),
         };
         let thread = std::thread::Builder::new()
-            .name("voc-inference".into())
-            .spawn(move || worker.run())?;
+            .name("voc-dispatch".into())
+            .spawn(move || dispatcher.run())?;
         Ok((
             Pipeline {
                 tx,
@@ -197,7 +267,9 @@ impl Pipeline {
                 bytes: Arc::new(AtomicUsize::new(0)),
                 byte_budget: settings.queue_bytes,
                 active,
-                alive,
+                running,
+                threads: replicas + 1,
+                replicas,
                 device: settings.device,
             },
             thread,
@@ -230,23 +302,36 @@ impl Pipeline {
         answer.await.unwrap_or(Err(PipelineError::Stopped))
     }
 
-    /// Loads and checks the version in `dir` on a blocking thread, leaving the inference
-    /// thread serving meanwhile.
-    pub async fn load(&self, dir: PathBuf) -> Result<Classifier, PipelineError> {
-        let device = self.device;
-        tokio::task::spawn_blocking(move || Classifier::load(&dir, device))
-            .await
-            .map_err(|e| PipelineError::Failed(e.to_string()))?
-            .map_err(|e| PipelineError::Failed(e.to_string()))
+    /// Loads and checks the version in `dir`, once per replica, on a blocking thread,
+    /// leaving the replicas serving meanwhile.
+    pub async fn load(&self, dir: PathBuf) -> Result<LoadedModel, PipelineError> {
+        let (device, replicas) = (self.device, self.replicas);
+        tokio::task::spawn_blocking(move || {
+            (0..replicas)
+                .map(|_| Classifier::load(&dir, device))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| PipelineError::Failed(e.to_string()))?
+        .map(|replicas| LoadedModel { replicas })
+        .map_err(|e| PipelineError::Failed(e.to_string()))
     }
 
-    /// Serves `classifier` from the next batch on: the batch in progress finishes on the
-    /// old model, and no request sees a half-loaded one.
-    pub async fn swap(&self, classifier: Classifier) -> Result<Arc<ActiveModel>, PipelineError> {
+    /// Serves `model` from each replica's next batch on: a batch in progress finishes on the
+    /// old version, no request sees a half-loaded one, and once this returns every later
+    /// batch is scored by the new version.
+    pub async fn swap(&self, model: LoadedModel) -> Result<Arc<ActiveModel>, PipelineError> {
+        if model.replicas.len() != self.replicas {
+            return Err(PipelineError::Failed(format!(
+                "{} copies of the model for {} replicas",
+                model.replicas.len(),
+                self.replicas
+            )));
+        }
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Command::Swap {
-                classifier: Box::new(classifier),
+                classifiers: model.replicas,
                 reply,
             })
             .map_err(|_| PipelineError::Stopped)?;
@@ -261,18 +346,24 @@ impl Pipeline {
             .clone()
     }
 
-    /// Whether the inference thread is still running (false after a panic in it).
+    /// Whether the dispatcher and every replica are still running (false after a panic in
+    /// any of them).
     pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::SeqCst)
+        self.running.load(Ordering::SeqCst) == self.threads
     }
 
-    /// Ends the inference thread as a panic in it would, and returns once it has ended
-    /// ([`Pipeline::is_alive`] is then false). For tests of what the service does without
-    /// its inference thread; the service itself never calls it.
+    /// How many model replicas serve.
+    pub fn replicas(&self) -> usize {
+        self.replicas
+    }
+
+    /// Ends replica `replica` (counted from 0) as a panic in it would, and returns once it
+    /// has ended ([`Pipeline::is_alive`] is then false). For tests of what the service does
+    /// with a dead inference thread; the service itself never calls it.
     #[doc(hidden)]
-    pub async fn stop_worker(&self) {
+    pub async fn stop_replica(&self, replica: usize) {
         let (stopped, done) = oneshot::channel();
-        if self.tx.send(Command::Stop { stopped }).is_ok() {
+        if self.tx.send(Command::Stop { replica, stopped }).is_ok() {
             let _ = done.await;
         }
     }

@@ -6,7 +6,7 @@
 //! swaps the same version in. One mutex per process orders activations.
 
 use super::AppState;
-use crate::model::Classifier;
+use crate::pipeline::LoadedModel;
 use crate::store::models::{self, Activation, ModelVersionRow};
 use crate::store::StoreError;
 use sqlx::postgres::PgListener;
@@ -49,7 +49,7 @@ pub async fn activate_over(
     let row = models::get(&state.pool, version)
         .await?
         .ok_or_else(|| ActivationError::NotFound(version.to_string()))?;
-    let classifier = load(state, &row).await.inspect_err(|e| {
+    let model = load(state, &row).await.inspect_err(|e| {
         tracing::error!(version, error = %e, "refusing to activate a version that does not load; the current model keeps serving");
     })?;
     match models::activate_if(&state.pool, version, parent).await? {
@@ -63,7 +63,7 @@ pub async fn activate_over(
             })
         }
     }
-    swap(state, version, classifier).await?;
+    swap(state, version, model).await?;
     if let Err(e) = models::notify_activated(&state.pool, version).await {
         tracing::warn!(error = %e, "could not announce the activation; other processes will notice on their next poll");
     }
@@ -83,13 +83,13 @@ pub async fn follow_database(state: &AppState) -> Result<bool, ActivationError> 
     let row = models::get(&state.pool, &version)
         .await?
         .ok_or_else(|| ActivationError::NotFound(version.clone()))?;
-    let classifier = load(state, &row).await?;
-    swap(state, &version, classifier).await?;
+    let model = load(state, &row).await?;
+    swap(state, &version, model).await?;
     tracing::info!(version, "following the version another process activated");
     Ok(true)
 }
 
-async fn load(state: &AppState, row: &ModelVersionRow) -> Result<Classifier, ActivationError> {
+async fn load(state: &AppState, row: &ModelVersionRow) -> Result<LoadedModel, ActivationError> {
     let dir = models::folder_in(&state.store_dir, row).ok_or_else(|| ActivationError::Load {
         version: row.version.clone(),
         reason: format!(
@@ -107,14 +107,10 @@ async fn load(state: &AppState, row: &ModelVersionRow) -> Result<Classifier, Act
         })
 }
 
-async fn swap(
-    state: &AppState,
-    version: &str,
-    classifier: Classifier,
-) -> Result<(), ActivationError> {
+async fn swap(state: &AppState, version: &str, model: LoadedModel) -> Result<(), ActivationError> {
     state
         .pipeline
-        .swap(classifier)
+        .swap(model)
         .await
         .map(|_| ())
         .map_err(|e| ActivationError::Load {

@@ -42,8 +42,12 @@ pub enum InitReport {
     Random,
     /// Every weight from the version being fine-tuned.
     Parent { version: String },
-    /// The `encoder.*` weights of a stored version.
-    Version { version: String, tensors: usize },
+    /// The `encoder.*` weights of a stored version (`lstm`: its BiLSTM among them).
+    Version {
+        version: String,
+        tensors: usize,
+        lstm: bool,
+    },
     /// Word vectors from a `.vec` file.
     Vectors {
         file: String,
@@ -59,6 +63,11 @@ impl InitReport {
     /// Whether the embedding matrix starts from learned vectors.
     pub fn pretrained_embedding(&self) -> bool {
         !matches!(self, InitReport::Random)
+    }
+
+    /// Whether the BiLSTM starts from a pretrained encoder's (language-model) weights.
+    pub fn pretrained_lstm(&self) -> bool {
+        matches!(self, InitReport::Version { lstm: true, .. })
     }
 }
 

@@ -11,7 +11,7 @@ use super::TrainRequest;
 use crate::config::TrainConfig;
 use crate::data::{Example, TaskLabels};
 use crate::model::encoded::{DeviceRows, EncodedRows};
-use crate::model::encoder::{TokenBatch, EMBEDDING_GROUP};
+use crate::model::encoder::{TokenBatch, EMBEDDING_GROUP, LSTM_GROUP};
 use crate::model::losses::NO_LABEL;
 use crate::model::network::MultiTaskNet;
 use crate::model::tokenizer::TextTokenizer;
@@ -173,6 +173,12 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
             config.training.learning_rate * config.training.embedding_lr_scale,
         );
     }
+    if init.pretrained_lstm() {
+        optimizer.set_lr_group(
+            LSTM_GROUP,
+            config.training.learning_rate * config.training.lstm_lr_scale,
+        );
+    }
     let objective = objective(&config, tasks, &train_enc, target_index, device);
     let weighting = TaskWeighting::new(
         config.training.loss_weighting,
@@ -240,6 +246,7 @@ fn initialise(
         (Start::Version(v), _) => InitReport::Version {
             version: v.manifest.version.clone(),
             tensors: init::copy_encoder(&v.tensors, vs).map_err(TrainError::Data)?,
+            lstm: v.tensors.keys().any(|k| k.contains(".lstm_")),
         },
         (Start::Fresh, Some((v, file))) => {
             init::set_embedding_from_vectors(vs, v, config.pretrain.embedding_std);

@@ -121,7 +121,8 @@ pub fn settings() -> ServiceSettings {
             max_batch_wait: Duration::from_millis(1),
             queue_capacity: 64,
             queue_bytes: 1 << 20,
-            inference_threads: 1,
+            replicas: 1,
+            intra_op_threads: 1,
             device: tch::Device::Cpu,
         },
         limits: Limits {

@@ -1,102 +1,72 @@
-//! The inference thread: owns the classifier, cuts batches of up to `max_batch_size` texts
-//! or `max_batch_wait`, runs the model, and passes results to the batch writer.
+//! One inference replica: a thread that owns a copy of the classifier, scores the batches
+//! the dispatcher gives it, and passes the results to the batch writer.
 
 use super::writer::{BatchWriter, ScoredJob};
-use super::{ActiveModel, Command, Job, PipelineError, PipelineSettings};
+use super::{AliveFlag, Job, PipelineError};
 use crate::model::Classifier;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-pub(super) struct InferenceWorker {
+/// What the dispatcher sends one replica; a replica handles them in order.
+pub(super) enum ReplicaCommand {
+    Score(Vec<Job>),
+    /// Serve `classifier` from the next batch on; answered on `done` once it does.
+    Swap {
+        classifier: Box<Classifier>,
+        done: mpsc::Sender<()>,
+    },
+    /// End this replica's thread now, as a crash would.
+    Stop {
+        stopped: tokio::sync::oneshot::Sender<()>,
+    },
+}
+
+/// One model replica: its own copy of the classifier, owned by its own OS thread (a tch
+/// `Tensor` is `Send` but not `Sync`), scoring the batches the dispatcher hands it.
+pub(super) struct Replica {
+    pub index: usize,
     pub classifier: Classifier,
-    pub rx: mpsc::Receiver<Command>,
-    pub settings: PipelineSettings,
-    pub depth: Arc<AtomicUsize>,
-    pub active: Arc<RwLock<Arc<ActiveModel>>>,
+    pub rx: mpsc::Receiver<ReplicaCommand>,
+    /// Where this replica says it is free for the next batch.
+    pub ready: mpsc::Sender<usize>,
+    /// libtorch intra-op threads of this replica.
+    pub intra_op_threads: usize,
     /// Held only for its `Drop`.
     pub _alive: AliveFlag,
     pub writer: BatchWriter,
 }
 
-/// Cleared when the worker stops, however it stops (a panic included).
-pub(super) struct AliveFlag(pub Arc<std::sync::atomic::AtomicBool>);
-
-impl Drop for AliveFlag {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
-impl InferenceWorker {
+impl Replica {
     pub fn run(mut self) {
-        tch::set_num_threads(self.settings.inference_threads.max(1) as i32);
-        let mut held: Option<Command> = None;
+        tch::set_num_threads(self.intra_op_threads.max(1) as i32);
         let mut stopped = None;
-        loop {
-            let first = match held.take() {
-                Some(c) => c,
-                None => match self.rx.recv() {
-                    Ok(c) => c,
-                    Err(_) => break,
-                },
-            };
-            match first {
-                Command::Swap { classifier, reply } => {
-                    let _ = reply.send(self.swap(*classifier));
+        if self.ready.send(self.index).is_err() {
+            return;
+        }
+        while let Ok(command) = self.rx.recv() {
+            match command {
+                ReplicaCommand::Score(batch) => {
+                    self.score(batch);
+                    if self.ready.send(self.index).is_err() {
+                        break;
+                    }
                 }
-                Command::Stop { stopped: s } => {
+                ReplicaCommand::Swap { classifier, done } => {
+                    self.swap(*classifier);
+                    let _ = done.send(());
+                }
+                ReplicaCommand::Stop { stopped: s } => {
                     stopped = Some(s);
                     break;
                 }
-                Command::Classify(job) => {
-                    let (batch, next) = self.cut_batch(job);
-                    held = next;
-                    self.depth.fetch_sub(batch.len(), Ordering::SeqCst);
-                    self.score(batch);
-                }
             }
         }
-        tracing::info!("inference worker stopped");
-        // Clear the alive flag before telling `stop_worker` the thread is gone.
+        tracing::info!(replica = self.index, "inference replica stopped");
+        // Clear the alive flag before telling `stop_replica` the thread is gone.
         drop(self);
         if let Some(s) = stopped {
             let _ = s.send(());
         }
-    }
-
-    /// Collects jobs after `first` until the batch is full or the wait is over. Returns the
-    /// batch and a command that did not fit (kept for the next round).
-    fn cut_batch(&self, first: Job) -> (Vec<Job>, Option<Command>) {
-        let deadline = Instant::now() + self.settings.max_batch_wait;
-        let mut texts = first.items.len();
-        let mut batch = vec![first];
-        while texts < self.settings.max_batch_size {
-            let next = match self.rx.try_recv() {
-                Ok(c) => c,
-                Err(mpsc::TryRecvError::Disconnected) => break,
-                Err(mpsc::TryRecvError::Empty) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    match self.rx.recv_timeout(deadline - now) {
-                        Ok(c) => c,
-                        Err(_) => break,
-                    }
-                }
-            };
-            match next {
-                Command::Classify(job)
-                    if texts + job.items.len() <= self.settings.max_batch_size =>
-                {
-                    texts += job.items.len();
-                    batch.push(job);
-                }
-                other => return (batch, Some(other)),
-            }
-        }
-        (batch, None)
     }
 
     fn score(&self, batch: Vec<Job>) {
@@ -145,15 +115,10 @@ impl InferenceWorker {
         self.writer.commit(version, scored);
     }
 
-    fn swap(&mut self, classifier: Classifier) -> Arc<ActiveModel> {
-        let model = Arc::new(ActiveModel::of(&classifier));
+    fn swap(&mut self, classifier: Classifier) {
         // The old version's weights are freed here, between two batches; give them back.
         drop(std::mem::replace(&mut self.classifier, classifier));
         crate::memory::return_freed_memory();
-        *self.active.write().unwrap_or_else(|p| p.into_inner()) = model.clone();
-        self.writer.metrics.set_active_version(&model.version);
-        tracing::info!(version = %model.version, "model version now serving");
-        model
     }
 }
 
