@@ -87,6 +87,34 @@ fn the_weights_are_plain_safetensors_with_stable_names() {
 }
 
 #[test]
+fn a_replica_shares_the_loaded_weights_and_companion_and_answers_the_same() {
+    let (_, dir) = trained();
+    let first = Classifier::load(dir, tch::Device::Cpu).unwrap();
+    let copy = first.replicate();
+    let (a, b) = (first.weights(), copy.weights());
+    assert_eq!(a.len(), b.len());
+    assert!(a.contains_key("encoder.ngrams.table"), "{:?}", a.keys());
+    for (name, tensor) in &a {
+        assert_eq!(
+            tensor.data_ptr(),
+            b[name].data_ptr(),
+            "{name} is a second copy"
+        );
+    }
+    let companion = |c: &Classifier| c.tfidf().map(|t| t as *const _);
+    assert!(companion(&first).is_some());
+    assert_eq!(companion(&first), companion(&copy));
+    let texts = [
+        "my card was declined twice",
+        "thank you so much, great service",
+    ];
+    assert_eq!(
+        first.predict(&texts).unwrap(),
+        copy.predict(&texts).unwrap()
+    );
+}
+
+#[test]
 fn list_versions_skips_temporary_and_foreign_folders() {
     let (store, dir) = trained();
     let scratch = tempfile::tempdir().unwrap();

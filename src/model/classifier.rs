@@ -44,6 +44,20 @@ impl Classifier {
         })
     }
 
+    /// A classifier of the same version that shares this one's weights (see
+    /// [`LoadedVersion::replicate`]); give it to another thread.
+    pub fn replicate(&self) -> Classifier {
+        Classifier {
+            version: self.version.replicate(),
+            device: self.device,
+        }
+    }
+
+    /// The network's tensors by name (handles on the loaded weights, not copies).
+    pub fn weights(&self) -> std::collections::HashMap<String, Tensor> {
+        self.version.vs.variables()
+    }
+
     pub fn manifest(&self) -> &ModelManifest {
         &self.version.manifest
     }
@@ -98,7 +112,7 @@ impl Classifier {
 
     /// The TF-IDF companion, when the version has one.
     pub fn tfidf(&self) -> Option<&super::tfidf::TfidfModel> {
-        self.version.tfidf.as_ref()
+        self.version.tfidf.as_deref()
     }
 
     /// Labels, confidences and probabilities for each text, in input order.

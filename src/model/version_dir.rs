@@ -132,8 +132,9 @@ pub struct LoadedVersion {
     pub tokenizer: TextTokenizer,
     pub vs: nn::VarStore,
     pub net: MultiTaskNet,
-    /// The TF-IDF companion averaged with the network, when the version has one.
-    pub tfidf: Option<TfidfModel>,
+    /// The TF-IDF companion averaged with the network, when the version has one (shared by
+    /// the replicas of one version).
+    pub tfidf: Option<std::sync::Arc<TfidfModel>>,
     pub metrics: serde_json::Value,
 }
 
@@ -309,9 +310,40 @@ pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, Mo
         tokenizer,
         vs,
         net,
-        tfidf,
+        tfidf: tfidf.map(std::sync::Arc::new),
         metrics,
     })
+}
+
+impl LoadedVersion {
+    /// Another copy of this version whose tensors share this one's memory: what each extra
+    /// inference replica gets, so that N replicas hold the weights (and the TF-IDF
+    /// companion) once and read them from the same cache lines. Only reading is safe: a
+    /// loaded version is frozen and scored in inference mode.
+    pub fn replicate(&self) -> LoadedVersion {
+        let mut vs = nn::VarStore::new(self.vs.device());
+        let net = MultiTaskNet::new(
+            &vs.root(),
+            &self.manifest.config.model,
+            self.manifest.vocab_size,
+            &self.manifest.tasks,
+            &self.manifest.target_task,
+        );
+        let source = self.vs.variables();
+        for (name, mut var) in vs.variables() {
+            tch::no_grad(|| var.set_data(&source[&name]));
+        }
+        vs.freeze();
+        LoadedVersion {
+            dir: self.dir.clone(),
+            manifest: self.manifest.clone(),
+            tokenizer: self.tokenizer.clone(),
+            vs,
+            net,
+            tfidf: self.tfidf.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
 }
 
 /// Copies every tensor of a weights file into the same-named variable of `vs`,

@@ -199,7 +199,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the dispatcher and `settings.replicas` replicas of `classifier` (the others
-    /// loaded from its folder); commits go to `pool` on the current tokio runtime. The
+    /// sharing its weights); commits go to `pool` on the current tokio runtime. The
     /// threads stop when every handle is dropped; the returned handle joins them all.
     pub fn start(
         classifier: Classifier,
@@ -208,12 +208,8 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> std::io::Result<(Pipeline, std::thread::JoinHandle<()>)> {
         let replicas = settings.replicas.max(1);
-        let mut copies = vec![classifier];
-        for _ in 1..replicas {
-            let copy = Classifier::load(copies[0].dir(), settings.device)
-                .map_err(|e| std::io::Error::other(format!("cannot load a model replica: {e}")))?;
-            copies.push(copy);
-        }
+        let mut copies: Vec<Classifier> = (1..replicas).map(|_| classifier.replicate()).collect();
+        copies.insert(0, classifier);
         let (tx, rx) = mpsc::channel();
         let depth = metrics.queue_depth.clone();
         let active = Arc::new(RwLock::new(Arc::new(ActiveModel::of(&copies[0]))));
@@ -302,14 +298,15 @@ impl Pipeline {
         answer.await.unwrap_or(Err(PipelineError::Stopped))
     }
 
-    /// Loads and checks the version in `dir`, once per replica, on a blocking thread,
-    /// leaving the replicas serving meanwhile.
+    /// Loads and checks the version in `dir` on a blocking thread, leaving the replicas
+    /// serving meanwhile, and makes one copy per replica that shares its weights.
     pub async fn load(&self, dir: PathBuf) -> Result<LoadedModel, PipelineError> {
         let (device, replicas) = (self.device, self.replicas);
         tokio::task::spawn_blocking(move || {
-            (0..replicas)
-                .map(|_| Classifier::load(&dir, device))
-                .collect::<Result<Vec<_>, _>>()
+            let first = Classifier::load(&dir, device)?;
+            let mut copies: Vec<Classifier> = (1..replicas).map(|_| first.replicate()).collect();
+            copies.insert(0, first);
+            Ok::<_, crate::model::ModelError>(copies)
         })
         .await
         .map_err(|e| PipelineError::Failed(e.to_string()))?
