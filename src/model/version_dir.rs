@@ -269,13 +269,7 @@ pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, Mo
             reason: e.to_string(),
         })?;
     let mut vs = nn::VarStore::new(device);
-    let net = MultiTaskNet::new(
-        &vs.root(),
-        &manifest.config.model,
-        manifest.vocab_size,
-        &manifest.tasks,
-        &manifest.target_task,
-    );
+    let net = network_of(&vs, &manifest);
     let mut saved: BTreeMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(dir.join(WEIGHTS_FILE))
             .map_err(|e| ModelError::Corrupted {
@@ -315,6 +309,17 @@ pub fn load_version(dir: &Path, device: tch::Device) -> Result<LoadedVersion, Mo
     })
 }
 
+/// The network `manifest` describes, its variables under `vs` (initialised, not loaded).
+fn network_of(vs: &nn::VarStore, manifest: &ModelManifest) -> MultiTaskNet {
+    MultiTaskNet::new(
+        &vs.root(),
+        &manifest.config.model,
+        manifest.vocab_size,
+        &manifest.tasks,
+        &manifest.target_task,
+    )
+}
+
 impl LoadedVersion {
     /// Another copy of this version whose tensors share this one's memory: what each extra
     /// inference replica gets, so that N replicas hold the weights (and the TF-IDF
@@ -322,13 +327,7 @@ impl LoadedVersion {
     /// loaded version is frozen and scored in inference mode.
     pub fn replicate(&self) -> LoadedVersion {
         let mut vs = nn::VarStore::new(self.vs.device());
-        let net = MultiTaskNet::new(
-            &vs.root(),
-            &self.manifest.config.model,
-            self.manifest.vocab_size,
-            &self.manifest.tasks,
-            &self.manifest.target_task,
-        );
+        let net = network_of(&vs, &self.manifest);
         let source = self.vs.variables();
         for (name, mut var) in vs.variables() {
             tch::no_grad(|| var.set_data(&source[&name]));

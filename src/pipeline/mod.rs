@@ -163,6 +163,13 @@ impl LoadedModel {
     }
 }
 
+/// `first` and `replicas - 1` more classifiers sharing its weights, one per replica.
+fn copies_for_replicas(first: Classifier, replicas: usize) -> Vec<Classifier> {
+    let mut copies: Vec<Classifier> = (1..replicas).map(|_| first.replicate()).collect();
+    copies.insert(0, first);
+    copies
+}
+
 /// Counts a pipeline thread as running until dropped, however the thread ends (a panic
 /// included).
 struct AliveFlag(Arc<AtomicUsize>);
@@ -208,8 +215,7 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> std::io::Result<(Pipeline, std::thread::JoinHandle<()>)> {
         let replicas = settings.replicas.max(1);
-        let mut copies: Vec<Classifier> = (1..replicas).map(|_| classifier.replicate()).collect();
-        copies.insert(0, classifier);
+        let copies = copies_for_replicas(classifier, replicas);
         let (tx, rx) = mpsc::channel();
         let depth = metrics.queue_depth.clone();
         let active = Arc::new(RwLock::new(Arc::new(ActiveModel::of(&copies[0]))));
@@ -303,10 +309,7 @@ impl Pipeline {
     pub async fn load(&self, dir: PathBuf) -> Result<LoadedModel, PipelineError> {
         let (device, replicas) = (self.device, self.replicas);
         tokio::task::spawn_blocking(move || {
-            let first = Classifier::load(&dir, device)?;
-            let mut copies: Vec<Classifier> = (1..replicas).map(|_| first.replicate()).collect();
-            copies.insert(0, first);
-            Ok::<_, crate::model::ModelError>(copies)
+            Classifier::load(&dir, device).map(|first| copies_for_replicas(first, replicas))
         })
         .await
         .map_err(|e| PipelineError::Failed(e.to_string()))?
