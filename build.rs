@@ -11,12 +11,16 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/logs/HEAD");
+    println!("cargo:rerun-if-env-changed=VOC_SOURCE_COMMIT");
+    // Where there is no git checkout (a Docker build context), the builder may name the commit.
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .or_else(|| std::env::var("VOC_SOURCE_COMMIT").ok())
+        .filter(|c| !c.is_empty());
     if let Some(commit) = commit {
         println!("cargo:rustc-env=VOC_SOURCE_COMMIT={commit}");
     }

@@ -3,6 +3,7 @@
 mod data_args;
 mod eval_cmd;
 mod export_cmd;
+mod healthcheck_cmd;
 mod import_cmd;
 mod predict_cmd;
 mod pretrain_cmd;
@@ -46,6 +47,9 @@ pub enum Command {
     Redact(redact_cmd::RedactArgs),
     /// Run the HTTP service: classify, store, take feedback (see docs/service.md).
     Serve(Box<serve_cmd::ServeArgs>),
+    /// Ask a running `voc serve` whether it can classify (`GET /readyz`); exits non-zero
+    /// unless it answers 200. For container health checks.
+    Healthcheck(healthcheck_cmd::HealthcheckArgs),
 }
 
 /// Says on stderr what redaction did to the texts read from `source` (train and pretrain).
@@ -103,5 +107,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Redact(args) => redact_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
         Command::Serve(args) => serve_cmd::run(*args),
+        Command::Healthcheck(args) => healthcheck_cmd::run(args),
     }
 }
