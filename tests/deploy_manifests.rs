@@ -5,32 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
 
 /// kubernetes-validate, next to the schemathesis that `scripts/tools.sh` installs.
 fn kubernetes_validate() -> PathBuf {
-    let schemathesis = match std::env::var("VOC_SCHEMATHESIS") {
-        Ok(path) => PathBuf::from(path),
-        Err(_) => {
-            let out = Command::new("bash")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
-                .output()
-                .expect("run scripts/tools.sh");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            PathBuf::from(
-                String::from_utf8(out.stdout)
-                    .unwrap()
-                    .lines()
-                    .last()
-                    .unwrap(),
-            )
-        }
-    };
-    schemathesis.with_file_name("kubernetes-validate")
+    common::schemathesis().with_file_name("kubernetes-validate")
 }
 
 fn manifests() -> Vec<PathBuf> {

@@ -7,33 +7,14 @@
 mod common;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::path::PathBuf;
 use std::process::Command;
-
-/// The schemathesis executable: `$VOC_SCHEMATHESIS`, else where `scripts/tools.sh` puts it.
-fn schemathesis() -> PathBuf {
-    if let Ok(path) = std::env::var("VOC_SCHEMATHESIS") {
-        return PathBuf::from(path);
-    }
-    let out = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
-        .output()
-        .expect("run scripts/tools.sh");
-    assert!(
-        out.status.success(),
-        "scripts/tools.sh could not provide schemathesis: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
-}
 
 #[sqlx::test]
 async fn schemathesis_finds_no_difference_between_the_document_and_the_server(
     _opts: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let st = schemathesis();
+    let st = common::schemathesis();
     let (mut server, base) = common::spawn_server(
         &common::database_url(&connect),
         &["--classify-api-keys", "ck", "--admin-api-keys", "ak"],

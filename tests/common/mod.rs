@@ -255,3 +255,22 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The test tools `scripts/tools.sh` installs (schemathesis, and kubernetes-validate next to
+/// it): the schemathesis executable, `$VOC_SCHEMATHESIS` when set.
+pub fn schemathesis() -> PathBuf {
+    if let Ok(path) = std::env::var("VOC_SCHEMATHESIS") {
+        return PathBuf::from(path);
+    }
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh"))
+        .output()
+        .expect("run scripts/tools.sh");
+    assert!(
+        out.status.success(),
+        "scripts/tools.sh could not provide schemathesis: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
+}
