@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: sets up the toolchain, makes sure Postgres is reachable, runs every test.
+# The test command: sets up the toolchain, makes sure Postgres is reachable, runs every test,
+# then the containers' test (docker/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -19,3 +20,11 @@ fi
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test -- --test-threads=2 "$@"
+# The containers, end to end (docker/test.sh: builds the image, runs docker/compose.yaml).
+# VOC_SKIP_DOCKER_TEST=1 leaves it out, e.g. on a machine where Docker cannot run; it is
+# never skipped silently.
+if [ "${VOC_SKIP_DOCKER_TEST:-0}" = 1 ]; then
+  echo "test: docker/test.sh skipped (VOC_SKIP_DOCKER_TEST=1)" >&2
+else
+  bash docker/test.sh
+fi
