@@ -85,6 +85,18 @@ bash docker/standins.sh
 phase "build image"
 docker build -q -f docker/Dockerfile -t voc:latest --build-arg VOC_SOURCE_COMMIT="$VOC_SOURCE_COMMIT" . >/dev/null
 echo "docker-test: voc:latest is $(docker image inspect -f '{{.Size}}' voc:latest | awk '{printf "%.0f MB", $1/1e6}')"
+# vfs keeps a whole copy of the file system for every layer, so each build from a new commit
+# leaves several GB behind: remove the earlier builds' binary layers (the untagged build-stage
+# ends of other commits, the untagged earlier voc images). The base and dependency layers,
+# which the next build reuses, stay.
+for image in $(docker images -q -f dangling=true); do
+  created_by="$(docker history --no-trunc --format '{{.CreatedBy}}' "$image" | head -1)"
+  case "$created_by" in
+    *"VOC_SOURCE_COMMIT=$VOC_SOURCE_COMMIT "*) ;;
+    *VOC_SOURCE_COMMIT=* | *'CMD ["serve"]'*) docker rmi "$image" >/dev/null 2>&1 || true ;;
+  esac
+done
+echo "docker-test: $(df -h /var/lib/docker 2>/dev/null | awk 'NR == 2 {print $4}') free for Docker after removing earlier builds"
 
 # --- helpers ------------------------------------------------------------------------------
 api() { # METHOD PATH [JSON] on the published voc port; prints the body, fails on non-2xx

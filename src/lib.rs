@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod redact;
+pub mod review;
 pub mod service;
 pub mod store;
 pub mod thread_priority;

@@ -356,3 +356,70 @@ async fn two_different_corrections_sent_at_once_are_both_stored_truthfully(pool:
         );
     }
 }
+
+#[sqlx::test]
+async fn agreement_counts_each_annotators_current_label_on_shared_transcripts(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    let empty = get(&app, "/tasks/sentiment/agreement").await;
+    assert_eq!(empty.status, 200, "{}", empty.text);
+    assert_eq!(empty.json["items"], 0);
+    assert_eq!(empty.json["krippendorff_alpha"], Value::Null);
+    assert_eq!(empty.json["pairs"], json!([]));
+
+    let mut ids = Vec::new();
+    for (n, text) in [
+        "the card was declined again",
+        "thanks, sorted",
+        "great help",
+    ]
+    .iter()
+    .enumerate()
+    {
+        ids.push(classify(&app, text, &format!("agree-{n}")).await["transcript_id"].clone());
+    }
+    let label = |id: &Value, who: Option<&str>, label: &str| {
+        let mut body = json!({"transcript_id": id, "labels": {"sentiment": label}});
+        if let Some(who) = who {
+            body["annotator"] = json!(who);
+        }
+        body
+    };
+    for body in [
+        label(&ids[0], Some("ann"), "negative"),
+        label(&ids[0], Some("bob"), "negative"),
+        label(&ids[1], Some("ann"), "positive"),
+        label(&ids[1], Some("bob"), "negative"),
+        label(&ids[2], Some("ann"), "positive"),
+        // Bob's first answer on the third transcript, corrected below: only the current counts.
+        label(&ids[2], Some("bob"), "negative"),
+        label(&ids[2], Some("bob"), "positive"),
+        // No annotator name: not a labeler agreement speaks of.
+        label(&ids[0], None, "positive"),
+    ] {
+        let a = post_json(&app, "/feedback", &body).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let a = get(&app, "/tasks/sentiment/agreement").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json["annotators"], json!(["ann", "bob"]));
+    assert_eq!(a.json["items"], 3);
+    // ann: neg, pos, pos; bob: neg, neg, pos. p_o = 2/3; p_e = 1/3 * 2/3 + 2/3 * 1/3 = 4/9;
+    // kappa = (2/3 - 4/9) / (5/9) = 0.4. Units {n,n} {p,n} {p,p}: alpha = 1 - 2 / 3.6 = 4/9.
+    let pair = &a.json["pairs"][0];
+    assert_eq!(pair["items"], 3);
+    assert!(
+        (pair["cohen_kappa"].as_f64().unwrap() - 0.4).abs() < 1e-9,
+        "{pair}"
+    );
+    assert!((pair["observed_agreement"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    let alpha = a.json["krippendorff_alpha"].as_f64().unwrap();
+    assert!((alpha - 4.0 / 9.0).abs() < 1e-9, "{alpha}");
+
+    let unknown = get(&app, "/tasks/mood/agreement").await;
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.text.contains("category, sentiment"),
+        "{}",
+        unknown.text
+    );
+}

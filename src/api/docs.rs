@@ -248,6 +248,16 @@ fn paths() -> Value {
             "parameters": path_param("task", json!({"type": "string"})),
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": class_name()}}}}},
             "responses": responses(admin_only(json!({"201": {"description": "Added"}, "200": {"description": "Already known"}, "404": error_response("No such task")})), true)}},
+        "/tasks/{task}/agreement": {"get": {
+            "summary": "How much annotators agree on a task (admin key): Cohen's kappa per pair, Krippendorff's alpha (nominal) over all, on the transcripts two or more named annotators labeled; a statistic is null where it is not defined",
+            "security": keyed(),
+            "parameters": path_param("task", json!({"type": "string"})),
+            "responses": responses(admin_only(json!({"200": ok_with(json!({"type": "object", "required": ["task", "annotators", "items", "krippendorff_alpha", "pairs"],
+                "properties": {"task": {"type": "string"}, "annotators": {"type": "array", "items": {"type": "string"}}, "items": {"type": "integer"},
+                    "krippendorff_alpha": {"type": ["number", "null"]},
+                    "pairs": {"type": "array", "items": {"type": "object", "required": ["annotators", "items", "observed_agreement", "cohen_kappa"],
+                        "properties": {"annotators": {"type": "array", "items": {"type": "string"}}, "items": {"type": "integer"}, "observed_agreement": {"type": "number"}, "cohen_kappa": {"type": ["number", "null"]}}}}}})),
+                "404": error_response("No such task")})), false)}},
         "/training-runs": {
             "get": {
                 "summary": "Fine-tuning runs, newest first",

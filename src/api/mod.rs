@@ -64,6 +64,7 @@ pub fn app(state: AppState) -> Router {
         .route("/transcripts/{id}", get(transcripts::get))
         .route("/models/{version}/activate", post(models::activate))
         .route("/tasks/{task}/labels", post(tasks::add_label))
+        .route("/tasks/{task}/agreement", get(tasks::agreement))
         .route("/training-runs", post(training_runs::request))
         .route("/training-runs/{id}/cancel", post(training_runs::cancel))
         .route_layer(middleware::from_fn_with_state(

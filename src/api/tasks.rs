@@ -5,6 +5,7 @@
 use crate::data::chars::is_invisible_or_control;
 use crate::data::TaskLabels;
 use crate::error::{ApiError, ApiJson};
+use crate::review::agreement::{self, Rating};
 use crate::service::AppState;
 use crate::store::labels;
 use axum::extract::{Path, State};
@@ -107,4 +108,37 @@ pub async fn add_label(
         status,
         ApiJson(json!({ "task": task, "label": label, "created": created })),
     ))
+}
+
+/// GET /tasks/{task}/agreement: Cohen's kappa per pair of annotators and Krippendorff's alpha
+/// over all of them, on the transcripts two or more annotators labeled for the task.
+pub async fn agreement(
+    State(state): State<AppState>,
+    Path(task): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let tasks = allowed(&state).await?;
+    if !tasks.iter().any(|t| t.name == task) {
+        let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+        return Err(ApiError::NotFound(format!(
+            "no task `{task}`; the tasks are {}",
+            names.join(", ")
+        )));
+    }
+    let ratings: Vec<Rating> = labels::shared_by_annotators(&state.pool, &task)
+        .await?
+        .into_iter()
+        .map(|(item, annotator, label)| Rating {
+            item: item.to_string(),
+            annotator,
+            label,
+        })
+        .collect();
+    let report = agreement::report(&ratings);
+    Ok(ApiJson(json!({
+        "task": task,
+        "annotators": report.annotators,
+        "items": report.items,
+        "krippendorff_alpha": report.krippendorff_alpha,
+        "pairs": report.pairs,
+    })))
 }

@@ -111,6 +111,28 @@ pub async fn count_current(
     Ok(row.0)
 }
 
+/// The current labels people (named annotators) gave for `task` on the transcripts two or
+/// more of them labeled, as (transcript, annotator, label): what agreement is computed from.
+/// Imported labels and feedback without an annotator name are left out.
+pub async fn shared_by_annotators(
+    pool: &PgPool,
+    task: &str,
+) -> Result<Vec<(Uuid, String, String)>, StoreError> {
+    let rows = sqlx::query_as(
+        "SELECT transcript_id, annotator, label FROM labels
+         WHERE task = $1 AND superseded_at IS NULL AND annotator IS NOT NULL
+           AND transcript_id IN (
+               SELECT transcript_id FROM labels
+               WHERE task = $1 AND superseded_at IS NULL AND annotator IS NOT NULL
+               GROUP BY transcript_id HAVING count(*) >= 2)
+         ORDER BY transcript_id, annotator",
+    )
+    .bind(task)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
 /// The newest label id, 0 when there is none: a run's snapshot takes labels up to it.
 pub async fn max_id(pool: &PgPool) -> Result<i64, StoreError> {
     let (id,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM labels")
