@@ -423,3 +423,158 @@ async fn agreement_counts_each_annotators_current_label_on_shared_transcripts(po
         unknown.text
     );
 }
+
+#[sqlx::test]
+async fn the_labels_export_is_what_voc_train_reads_in_both_formats(pool: sqlx::PgPool) {
+    use voc::data::{read_dataset, ReadOptions};
+    let (app, _) = common::app(pool.clone()).await;
+    let a = classify(
+        &app,
+        "my card was declined, \"again\", at the shop",
+        "exp-1",
+    )
+    .await;
+    let b = classify(&app, "thanks for the refund", "exp-2").await;
+    classify(&app, "never labeled", "exp-3").await;
+    for body in [
+        json!({"transcript_id": a["transcript_id"], "labels": {"sentiment": "negative", "category": "declined_card_payment"}, "annotator": "ann"}),
+        json!({"transcript_id": b["transcript_id"], "labels": {"sentiment": "negative"}, "annotator": "ann"}),
+        // A correction: the export carries the current label only.
+        json!({"transcript_id": b["transcript_id"], "labels": {"sentiment": "positive"}, "annotator": "ann"}),
+    ] {
+        let r = post_json(&app, "/feedback", &body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (format, file) in [("jsonl", "labels.jsonl"), ("csv", "labels.csv")] {
+        let r = get(&app, &format!("/labels/export?format={format}")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(file));
+        let path = dir.path().join(file);
+        std::fs::write(&path, &r.text).unwrap();
+        let data = read_dataset(&path, &ReadOptions::default()).unwrap();
+        let mut got: Vec<(String, Vec<(String, String)>)> = data
+            .examples
+            .iter()
+            .map(|e| (e.text.clone(), e.labels.clone().into_iter().collect()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "my card was declined, \"again\", at the shop".to_string(),
+                    vec![
+                        ("category".to_string(), "declined_card_payment".to_string()),
+                        ("sentiment".to_string(), "negative".to_string()),
+                    ]
+                ),
+                (
+                    "thanks for the refund".to_string(),
+                    vec![("sentiment".to_string(), "positive".to_string())]
+                ),
+            ],
+            "{format}: {}",
+            r.text
+        );
+        let ids: Vec<&str> = data.examples.iter().map(|e| e.id.as_str()).collect();
+        assert!(
+            ids.contains(&a["transcript_id"].as_str().unwrap()),
+            "{ids:?}"
+        );
+    }
+    let bad = get(&app, "/labels/export?format=xml").await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+}
+
+#[sqlx::test]
+async fn the_labels_export_leaves_the_frozen_evaluation_set_out_when_asked(pool: sqlx::PgPool) {
+    let (app, _) = common::app(pool.clone()).await;
+    for n in 0..40 {
+        let c = classify(
+            &app,
+            &format!("call number {n} about a card"),
+            &format!("ev-{n}"),
+        )
+        .await;
+        let r = post_json(
+            &app,
+            "/feedback",
+            &json!({"transcript_id": c["transcript_id"], "labels": {"sentiment": "negative"}}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let share = voc::store::learning_settings::recorded_eval_share(&pool)
+        .await
+        .unwrap()
+        .unwrap_or(0.1);
+    let buckets: Vec<(uuid::Uuid, i32)> = sqlx::query_as("SELECT id, eval_bucket FROM transcripts")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let outside: Vec<String> = buckets
+        .iter()
+        .filter(|(_, b)| !voc::learning::eval_set::in_frozen_eval(*b as u32, share))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    assert!(
+        outside.len() < 40,
+        "with 40 rows some fall in the evaluation set"
+    );
+    let all = get(&app, "/labels/export").await;
+    assert_eq!(all.text.lines().count(), 40);
+    let kept = get(&app, "/labels/export?exclude_eval=true").await;
+    assert_eq!(kept.status, 200, "{}", kept.text);
+    let mut ids: Vec<String> = kept
+        .text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    let mut want = outside;
+    want.sort();
+    assert_eq!(ids, want);
+}
+
+#[sqlx::test]
+async fn the_labels_export_streams_every_page_once(pool: sqlx::PgPool) {
+    use voc::store::imports::{import_rows, ImportRow};
+    let (app, _) = common::app(pool.clone()).await;
+    // More rows than one page of the export (1,000), imported with a label each.
+    let ids: Vec<String> = (0..2_345).map(|n| format!("page-{n}")).collect();
+    let texts: Vec<String> = (0..2_345).map(|n| format!("imported call {n}")).collect();
+    let rows: Vec<ImportRow> = ids
+        .iter()
+        .zip(&texts)
+        .map(|(id, text)| ImportRow {
+            source_id: id,
+            call_id: id,
+            text,
+            labels: vec![("sentiment", "positive")],
+        })
+        .collect();
+    import_rows(&pool, &rows, 0).await.unwrap();
+    let r = get(&app, "/labels/export?format=csv").await;
+    assert_eq!(r.status, 200);
+    let mut reader = csv::Reader::from_reader(r.text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["id", "text", "category", "sentiment"]
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        assert_eq!(&record[3], "positive");
+        assert!(seen.insert(record[1].to_string()), "{} twice", &record[1]);
+    }
+    assert_eq!(seen.len(), 2_345);
+}

@@ -258,6 +258,14 @@ fn paths() -> Value {
                     "pairs": {"type": "array", "items": {"type": "object", "required": ["annotators", "items", "observed_agreement", "cohen_kappa"],
                         "properties": {"annotators": {"type": "array", "items": {"type": "string"}}, "items": {"type": "integer"}, "observed_agreement": {"type": "number"}, "cohen_kappa": {"type": ["number", "null"]}}}}}})),
                 "404": error_response("No such task")})), false)}},
+        "/labels/export": {"get": {
+            "summary": "Every labeled transcript with its current label per task (admin key), as JSONL (id, text, one key per task) or CSV (id,text,<task>...), the formats voc train reads; streamed",
+            "security": keyed(),
+            "parameters": [
+                {"name": "format", "in": "query", "required": false, "schema": {"type": "string", "enum": ["jsonl", "csv"]}, "description": "jsonl (default) or csv"},
+                {"name": "exclude_eval", "in": "query", "required": false, "schema": {"type": "boolean"}, "description": "leave out the frozen evaluation set the gate scores candidates on"}],
+            "responses": responses(admin_only(json!({"200": {"description": "The export", "content": {"application/x-ndjson": {}, "text/csv": {}}},
+                "400": error_response("A query parameter is not what it must be"), "422": error_response("Unknown format")})), false)}},
         "/training-runs": {
             "get": {
                 "summary": "Fine-tuning runs, newest first",

@@ -6,6 +6,7 @@ mod classify;
 mod docs;
 mod feedback;
 mod health;
+mod labels;
 mod models;
 mod tasks;
 mod training_runs;
@@ -65,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .route("/models/{version}/activate", post(models::activate))
         .route("/tasks/{task}/labels", post(tasks::add_label))
         .route("/tasks/{task}/agreement", get(tasks::agreement))
+        .route("/labels/export", get(labels::export))
         .route("/training-runs", post(training_runs::request))
         .route("/training-runs/{id}/cancel", post(training_runs::cancel))
         .route_layer(middleware::from_fn_with_state(

@@ -120,10 +120,12 @@ pub async fn shared_by_annotators(
 ) -> Result<Vec<(Uuid, String, String)>, StoreError> {
     let rows = sqlx::query_as(
         "SELECT transcript_id, annotator, label FROM labels
-         WHERE task = $1 AND superseded_at IS NULL AND annotator IS NOT NULL
+         WHERE task = $1 AND superseded_at IS NULL AND source = 'feedback'
+           AND annotator IS NOT NULL
            AND transcript_id IN (
                SELECT transcript_id FROM labels
-               WHERE task = $1 AND superseded_at IS NULL AND annotator IS NOT NULL
+               WHERE task = $1 AND superseded_at IS NULL AND source = 'feedback'
+                 AND annotator IS NOT NULL
                GROUP BY transcript_id HAVING count(*) >= 2)
          ORDER BY transcript_id, annotator",
     )
