@@ -38,18 +38,7 @@ pub async fn page(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, text, labels, eval_bucket)| ExportedTranscript {
-            id,
-            text,
-            labels: match labels {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            },
-            eval_bucket,
-        })
-        .collect())
+    Ok(exported(rows))
 }
 
 /// Up to `limit` transcripts that have at least one current label, with ids above `after`,
@@ -78,8 +67,12 @@ pub async fn labeled_page(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
+    Ok(exported(rows))
+}
+
+/// The rows both queries select, as [`ExportedTranscript`]s.
+fn exported(rows: Vec<(Uuid, String, Value, i32)>) -> Vec<ExportedTranscript> {
+    rows.into_iter()
         .map(|(id, text, labels, eval_bucket)| ExportedTranscript {
             id,
             text,
@@ -89,5 +82,5 @@ pub async fn labeled_page(
             },
             eval_bucket,
         })
-        .collect())
+        .collect()
 }
