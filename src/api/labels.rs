@@ -5,6 +5,7 @@
 
 use crate::error::ApiError;
 use crate::learning::eval_set::in_frozen_eval;
+use crate::learning::LearningSettings;
 use crate::service::AppState;
 use crate::store::exports::{self, ExportedTranscript};
 use crate::store::learning_settings;
@@ -21,9 +22,6 @@ use tokio::sync::mpsc;
 
 /// Transcripts read per query (and sent as one chunk).
 const PAGE: i64 = 1_000;
-
-/// The share `voc export` assumes when no server has recorded one.
-const DEFAULT_EVAL_SHARE: f64 = 0.1;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,7 +71,8 @@ pub async fn export(
     let format = ExportFormat::parse(q.format.as_deref())?;
     let eval_share = if q.exclude_eval.unwrap_or(false) {
         let recorded = learning_settings::recorded_eval_share(&state.pool).await?;
-        Some(recorded.unwrap_or(DEFAULT_EVAL_SHARE))
+        // No learning loop has recorded a share yet: the one it would start with.
+        Some(recorded.unwrap_or(LearningSettings::default().eval_share))
     } else {
         None
     };
@@ -137,10 +136,7 @@ fn render(
         ExportFormat::Jsonl => {
             let mut out = Vec::new();
             for row in rows {
-                let mut object = row.labels.clone();
-                object.insert("id".into(), row.id.to_string().into());
-                object.insert("text".into(), row.text.clone().into());
-                serde_json::to_writer(&mut out, &object)?;
+                serde_json::to_writer(&mut out, &row.training_row())?;
                 out.push(b'\n');
             }
             Ok(out)

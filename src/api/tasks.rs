@@ -30,6 +30,21 @@ pub async fn allowed(state: &AppState) -> Result<Vec<TaskLabels>, ApiError> {
     ))
 }
 
+/// The task named `task` with every class feedback may use, or 404 naming the tasks there are.
+async fn known_task(state: &AppState, task: &str) -> Result<TaskLabels, ApiError> {
+    let mut tasks: BTreeMap<String, TaskLabels> = allowed(state)
+        .await?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    tasks.remove(task).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "unknown task '{task}'; the active model's tasks are: {}",
+            tasks.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
 pub async fn list(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiError> {
     let active = state.pipeline.active();
     let added = labels::added_classes(&state.pool).await?;
@@ -78,17 +93,7 @@ pub async fn add_label(
             c as u32
         )));
     }
-    let tasks: BTreeMap<String, TaskLabels> = allowed(&state)
-        .await?
-        .into_iter()
-        .map(|t| (t.name.clone(), t))
-        .collect();
-    let known = tasks.get(&task).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "unknown task '{task}'; the active model's tasks are: {}",
-            tasks.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
+    let known = known_task(&state, &task).await?;
     let added = labels::added_classes(&state.pool).await?;
     let added_here = added.get(&task).map_or(0, Vec::len);
     if known.index_of(label).is_none() && added_here >= MAX_ADDED_CLASSES {
@@ -116,14 +121,7 @@ pub async fn agreement(
     State(state): State<AppState>,
     Path(task): Path<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let tasks = allowed(&state).await?;
-    if !tasks.iter().any(|t| t.name == task) {
-        let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
-        return Err(ApiError::NotFound(format!(
-            "no task `{task}`; the tasks are {}",
-            names.join(", ")
-        )));
-    }
+    known_task(&state, &task).await?;
     let ratings: Vec<Rating> = labels::shared_by_annotators(&state.pool, &task)
         .await?
         .into_iter()

@@ -85,10 +85,7 @@ async fn export(args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<Export
                 counts.skipped_unlabeled += 1;
                 continue;
             }
-            let mut object = row.labels;
-            object.insert("id".into(), row.id.to_string().into());
-            object.insert("text".into(), row.text.into());
-            serde_json::to_writer(&mut *out, &object)?;
+            serde_json::to_writer(&mut *out, &row.training_row())?;
             out.write_all(b"\n")?;
             counts.written += 1;
         }

@@ -195,66 +195,15 @@ mod tests {
     fn krippendorff_alpha_of_the_published_four_coder_example() {
         // Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the nominal
         // example: 4 coders, 12 units, missing values; the paper gives alpha = 0.743.
-        let coders: [[Option<&str>; 12]; 4] = [
-            [
-                Some("1"),
-                Some("2"),
-                Some("3"),
-                Some("3"),
-                Some("2"),
-                Some("1"),
-                Some("4"),
-                Some("1"),
-                Some("2"),
-                None,
-                None,
-                None,
-            ],
-            [
-                Some("1"),
-                Some("2"),
-                Some("3"),
-                Some("3"),
-                Some("2"),
-                Some("2"),
-                Some("4"),
-                Some("1"),
-                Some("2"),
-                Some("5"),
-                None,
-                Some("3"),
-            ],
-            [
-                None,
-                Some("3"),
-                Some("3"),
-                Some("3"),
-                Some("2"),
-                Some("3"),
-                Some("4"),
-                Some("2"),
-                Some("2"),
-                Some("5"),
-                Some("1"),
-                None,
-            ],
-            [
-                Some("1"),
-                Some("2"),
-                Some("3"),
-                Some("3"),
-                Some("2"),
-                Some("4"),
-                Some("4"),
-                Some("1"),
-                Some("2"),
-                Some("5"),
-                Some("1"),
-                None,
-            ],
+        // One row per coder, one column per unit; "." is a missing value.
+        let coders = [
+            ["1", "2", "3", "3", "2", "1", "4", "1", "2", ".", ".", "."],
+            ["1", "2", "3", "3", "2", "2", "4", "1", "2", "5", ".", "3"],
+            [".", "3", "3", "3", "2", "3", "4", "2", "2", "5", "1", "."],
+            ["1", "2", "3", "3", "2", "4", "4", "1", "2", "5", "1", "."],
         ];
         let units: Vec<Vec<&str>> = (0..12)
-            .map(|u| coders.iter().filter_map(|c| c[u]).collect())
+            .map(|u| coders.iter().map(|c| c[u]).filter(|v| *v != ".").collect())
             .collect();
         let alpha = krippendorff_alpha(&units).unwrap();
         assert!((alpha - 0.743421052631579).abs() < 1e-9, "{alpha}");
