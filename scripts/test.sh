@@ -7,6 +7,8 @@ bash scripts/setup.sh >/dev/null
 # schemathesis (tests/openapi_contract.rs) in a venv of its own, reused when present.
 VOC_SCHEMATHESIS="$(bash scripts/tools.sh)"
 export VOC_SCHEMATHESIS
+# chromium and chromedriver for the pages' browser tests (tests/ui_browser.rs).
+bash scripts/browser.sh
 source scripts/env.sh
 source scripts/postgres.sh
 # Tests need Postgres: DATABASE_URL, else the usual local server, else a private one.

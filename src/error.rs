@@ -26,9 +26,9 @@ pub enum ApiError {
     #[error("missing or unknown API key")]
     Unauthorized,
     /// The key is known but its role may not call this route (a classify key on an admin
-    /// route).
-    #[error("this key may classify and read models only; this route needs an admin key")]
-    Forbidden,
+    /// route); the message says what the key may do.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the request body is larger than the limit of this server")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -64,7 +64,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -82,7 +82,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => "invalid_input",
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::MethodNotAllowed => "method_not_allowed",

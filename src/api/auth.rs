@@ -1,6 +1,7 @@
 //! API keys: `Authorization: Bearer KEY` or `X-API-Key: KEY`. Admin keys may call every
-//! route; classify keys only classification and model reads (an admin route answers them
-//! 403, an unknown key 401). A role with no keys configured is open.
+//! route; classify keys only classification and model reads; annotator keys only the
+//! review queue, under their own name (a route beyond a key's role answers 403, an unknown
+//! key 401). With no keys configured at all, every route is open.
 
 use crate::error::ApiError;
 use crate::service::AppState;
@@ -15,15 +16,19 @@ use std::collections::HashSet;
 /// much of a key matches: both sides are hashed to 32 bytes and every byte of every key is
 /// compared (a `HashSet` lookup ends at the first differing byte).
 fn is_one_of(keys: &HashSet<String>, presented: &str) -> bool {
+    keys.iter()
+        .fold(false, |found, key| found | same_key(key, presented))
+}
+
+/// Whether two keys are equal, compared on their SHA-256 digests byte by byte to the end.
+fn same_key(key: &str, presented: &str) -> bool {
     let want = Sha256::digest(presented.as_bytes());
-    keys.iter().fold(false, |found, key| {
-        let have = Sha256::digest(key.as_bytes());
-        let diff = want
-            .iter()
-            .zip(have.iter())
-            .fold(0u8, |d, (a, b)| d | (a ^ b));
-        found | (diff == 0)
-    })
+    let have = Sha256::digest(key.as_bytes());
+    let diff = want
+        .iter()
+        .zip(have.iter())
+        .fold(0u8, |d, (a, b)| d | (a ^ b));
+    diff == 0
 }
 
 /// The API keys a request presents: `X-API-Key`, then `Authorization: Bearer`.
@@ -68,7 +73,7 @@ pub async fn require_classify_key(
     } else if presents_one_of(req.headers(), &keys.classify) {
         Role::Classify
     } else {
-        return Err(ApiError::Unauthorized);
+        return Err(refusal(req.headers(), keys));
     };
     req.extensions_mut().insert(role);
     Ok(next.run(req).await)
@@ -83,16 +88,94 @@ pub async fn require_admin_key(
     // Configuring only classify keys closes the admin routes; it must not open them.
     let allowed = keys.is_open() || presents_one_of(req.headers(), &keys.admin);
     if !allowed {
-        // A known classify key is told what it lacks (403), an unknown one that it is
-        // not known (401).
-        return Err(if presents_one_of(req.headers(), &keys.classify) {
-            ApiError::Forbidden
-        } else {
-            ApiError::Unauthorized
-        });
+        return Err(refusal(req.headers(), keys));
     }
     let mut req = req;
     req.extensions_mut().insert(Role::Admin);
+    Ok(next.run(req).await)
+}
+
+/// Why a request is refused a route: a known key is told what its role may do (403), an
+/// unknown one that it is not known (401).
+fn refusal(headers: &HeaderMap, keys: &crate::service::ApiKeys) -> ApiError {
+    if presents_one_of(headers, &keys.classify) {
+        ApiError::Forbidden(
+            "this key may classify and read models only; this route needs an admin key".into(),
+        )
+    } else if presented_annotator(headers, &keys.annotators).is_some() {
+        ApiError::Forbidden(
+            "an annotator key may use the review queue (/review/...) only; this route needs another key".into(),
+        )
+    } else {
+        ApiError::Unauthorized
+    }
+}
+
+/// Who labels through the review queue: an annotator key's name, or an admin (or a keyless
+/// service) that names the annotator with `?annotator=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Labeler {
+    /// An annotator key: labels are recorded under this name, whatever the request says.
+    Named(String),
+    /// An admin key or a keyless service.
+    Admin,
+}
+
+/// The annotator key `headers` present, compared like the other keys (every key's every
+/// byte, whichever matches).
+fn presented_annotator(
+    headers: &HeaderMap,
+    keys: &[crate::service::AnnotatorKey],
+) -> Option<String> {
+    let mut found = None;
+    for presented in presented_keys(headers) {
+        for a in keys {
+            if same_key(&a.key, presented) {
+                found = found.or_else(|| Some(a.name.clone()));
+            }
+        }
+    }
+    found
+}
+
+/// Who one key labels as (the pages' sign-in): `None` for a classify key or an unknown one.
+pub fn labeler_for_key(keys: &crate::service::ApiKeys, key: &str) -> Option<Labeler> {
+    if keys.is_open() || is_one_of(&keys.admin, key) {
+        return Some(Labeler::Admin);
+    }
+    keys.annotators
+        .iter()
+        .fold(None, |found, a| match (found, same_key(&a.key, key)) {
+            (None, true) => Some(Labeler::Named(a.name.clone())),
+            (found, _) => found,
+        })
+}
+
+/// Whether `key` is one of the classify keys.
+pub fn is_classify_key(keys: &crate::service::ApiKeys, key: &str) -> bool {
+    is_one_of(&keys.classify, key)
+}
+
+/// Lets in annotator keys and admin keys (and everyone on a keyless service), recording
+/// which as a [`Labeler`]; a classify key is told it cannot label (403).
+pub async fn require_label_key(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let keys = &state.keys;
+    let labeler = if keys.is_open() || presents_one_of(req.headers(), &keys.admin) {
+        Labeler::Admin
+    } else if let Some(name) = presented_annotator(req.headers(), &keys.annotators) {
+        Labeler::Named(name)
+    } else if presents_one_of(req.headers(), &keys.classify) {
+        return Err(ApiError::Forbidden(
+            "a classify key cannot label; use an annotator key or an admin key".into(),
+        ));
+    } else {
+        return Err(ApiError::Unauthorized);
+    };
+    req.extensions_mut().insert(labeler);
     Ok(next.run(req).await)
 }
 

@@ -2,6 +2,7 @@
 //! it with a vendored Swagger UI served from `/docs/…`, with a plain route list besides).
 
 use crate::error::ApiError;
+use crate::review::queue::Strategy;
 use crate::service::AppState;
 use crate::store::training_runs::{RunState, Trigger};
 use axum::extract::State;
@@ -52,6 +53,46 @@ fn responses(own: Value, body: bool) -> Value {
 fn admin_only(mut own: Value) -> Value {
     own["403"] = error_response("A classify key: this route needs an admin key");
     own
+}
+
+/// A review route's own responses, plus the 403 a classify key (or an annotator key acting
+/// as someone else) gets there.
+fn labeler_only(mut own: Value) -> Value {
+    own["403"] = error_response("A classify key, or an annotator key naming another annotator");
+    own
+}
+
+fn lease_id() -> Value {
+    path_param("lease", json!({"type": "string", "format": "uuid"}))
+}
+
+/// An annotator name `?annotator=` accepts: after trimming, 1 to 100 characters, none of
+/// them control or invisible.
+fn annotator_name() -> Value {
+    class_name()
+}
+
+fn lease() -> Value {
+    json!({"type": "object", "required": ["lease_id", "transcript_id", "task", "annotator", "strategy", "leased_at", "expires_at", "finished", "label"], "properties": {
+        "lease_id": {"type": "string", "format": "uuid"}, "transcript_id": {"type": "string", "format": "uuid"},
+        "task": {"type": "string"}, "annotator": {"type": "string"}, "strategy": {"enum": Strategy::ALL.map(Strategy::as_str)},
+        "leased_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
+        "finished": {"enum": ["labeled", "skipped", null]}, "label": {"type": ["string", "null"]},
+        "outcome": {"enum": ["created", "replaced", "unchanged"], "description": "after a label: what happened to it"}}})
+}
+
+fn review_item() -> Value {
+    let mut item = lease();
+    if let Some(required) = item["required"].as_array_mut() {
+        required.extend([json!("transcript"), json!("prediction"), json!("labels")]);
+    }
+    item["properties"]["transcript"] =
+        json!({"type": "object", "required": ["id", "text", "call_id", "created_at"]});
+    item["properties"]["prediction"] = json!({"type": "object", "required": ["model_version", "guess", "margin", "probabilities", "outputs"],
+        "description": "the guess for the task of the version that last scored it (the active one, once the queue is rescored), the margin between its two most probable labels, its probabilities, and every task's outputs when the transcript was classified"});
+    item["properties"]["labels"] =
+        json!({"type": "array", "items": {"type": "string"}, "description": "the task's classes"});
+    item
 }
 
 /// A path parameter; a value that does not parse is answered 400.
@@ -169,6 +210,8 @@ fn schemas(live: &Live) -> Value {
             {"type": "object", "required": ["results"], "additionalProperties": false, "properties": {
                 "results": {"type": "array", "items": {"$ref": "#/components/schemas/Classification"}}}}]},
         "FeedbackRequest": feedback_request(live),
+        "Lease": lease(),
+        "ReviewItem": review_item(),
         "FeedbackResponse": {"type": "object", "properties": {
             "transcript_id": {"type": "string", "format": "uuid"},
             "labels": {"type": "array", "items": {"type": "object", "properties": {
@@ -258,6 +301,40 @@ fn paths() -> Value {
                     "pairs": {"type": "array", "items": {"type": "object", "required": ["annotators", "items", "observed_agreement", "cohen_kappa"],
                         "properties": {"annotators": {"type": "array", "items": {"type": "string"}}, "items": {"type": "integer"}, "observed_agreement": {"type": "number"}, "cohen_kappa": {"type": ["number", "null"]}}}}}})),
                 "404": error_response("No such task")})), false)}},
+        "/review/next": {"get": {
+            "summary": "The next transcript of a task for this annotator, leased to them (an annotator key, or an admin key naming ?annotator=); the item they already hold if any; 204 when nothing waits",
+            "security": keyed(),
+            "parameters": [
+                {"name": "task", "in": "query", "required": true, "schema": {"type": "string"}, "description": "one of the active model's tasks (GET /tasks)"},
+                {"name": "strategy", "in": "query", "required": false, "schema": {"enum": Strategy::ALL.map(Strategy::as_str)},
+                 "description": "uncertain (default: smallest margin between the two most probable labels), disagreement (labeled items whose labels differ from the model's guess or from each other), random (an unbiased sample), recent"},
+                {"name": "annotator", "in": "query", "required": true, "schema": annotator_name(),
+                 "description": "who labels: needed with an admin key or on a keyless server (422 without it); an annotator key may leave it out or give its own name (another name is 403)"}],
+            "responses": responses(labeler_only(json!({"200": ok("ReviewItem"), "204": {"description": "Nothing waits for this annotator"},
+                "400": error_response("A query parameter is missing or malformed"), "404": error_response("No such task"),
+                "422": error_response("Unknown strategy, or no annotator named")})), false)}},
+        "/review/queue": {"get": {
+            "summary": "Per task, how many items wait (unlabeled, wanting more annotators, disagreements), are leased and are labeled",
+            "security": keyed(),
+            "responses": responses(labeler_only(json!({"200": ok_with(json!({"type": "object", "required": ["model_version", "overlap", "lease_s", "strategies", "tasks"], "properties": {
+                "model_version": {"type": "string"}, "overlap": {"type": "integer"}, "lease_s": {"type": "integer"}, "strategies": {"type": "array", "items": {"type": "string"}},
+                "tasks": {"type": "array", "items": {"type": "object", "required": ["task", "unlabeled", "wanting_more", "disagreements", "leased", "labeled", "rescore_pending"]}}}}))})), false)}},
+        "/review/{lease}/label": {"post": {
+            "summary": "Label the leased transcript (recorded under the lease's annotator) and close the lease",
+            "security": keyed(),
+            "parameters": lease_id(),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": {"type": "string", "description": "one of the task's classes"}}}}}},
+            "responses": responses(labeler_only(json!({"200": ok("Lease"), "404": error_response("No such lease for this annotator"), "409": error_response("The lease is already labeled or skipped")})), true)}},
+        "/review/{lease}/skip": {"post": {
+            "summary": "Give the leased transcript back unlabeled; this annotator is not shown it again",
+            "security": keyed(),
+            "parameters": lease_id(),
+            "responses": responses(labeler_only(json!({"200": ok("Lease"), "404": error_response("No such lease for this annotator"), "409": error_response("The lease is already labeled or skipped")})), false)}},
+        "/review/{lease}/undo": {"post": {
+            "summary": "Take back a label (withdrawn: it no longer trains or counts) or a skip; the item is leased to the same annotator again",
+            "security": keyed(),
+            "parameters": lease_id(),
+            "responses": responses(labeler_only(json!({"200": ok("Lease"), "404": error_response("No such lease for this annotator"), "409": error_response("Nothing to undo, or a skipped item was given to another annotator since")})), false)}},
         "/labels/export": {"get": {
             "summary": "Every labeled transcript with its current label per task (admin key), as JSONL (id, text, one key per task) or CSV (id,text,<task>...), the formats voc train reads; streamed",
             "security": keyed(),

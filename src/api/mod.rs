@@ -8,9 +8,11 @@ mod feedback;
 mod health;
 mod labels;
 mod models;
+mod review;
 mod tasks;
 mod training_runs;
 mod transcripts;
+mod ui;
 
 use crate::error::ApiError;
 use crate::service::AppState;
@@ -73,6 +75,16 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_admin_key,
         ));
+    let review_routes = Router::new()
+        .route("/review/next", get(review::next))
+        .route("/review/queue", get(review::queue))
+        .route("/review/{lease}/label", post(review::label))
+        .route("/review/{lease}/skip", post(review::skip))
+        .route("/review/{lease}/undo", post(review::undo))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_label_key,
+        ));
     let open_routes = Router::new()
         .route("/health", get(health::live))
         .route("/ready", get(health::ready))
@@ -84,6 +96,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(classify_routes)
         .merge(admin_routes)
+        .merge(review_routes)
+        .merge(ui::routes())
         .merge(open_routes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

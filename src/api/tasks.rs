@@ -31,7 +31,7 @@ pub async fn allowed(state: &AppState) -> Result<Vec<TaskLabels>, ApiError> {
 }
 
 /// The task named `task` with every class feedback may use, or 404 naming the tasks there are.
-async fn known_task(state: &AppState, task: &str) -> Result<TaskLabels, ApiError> {
+pub(super) async fn known_task(state: &AppState, task: &str) -> Result<TaskLabels, ApiError> {
     let mut tasks: BTreeMap<String, TaskLabels> = allowed(state)
         .await?
         .into_iter()

@@ -2,7 +2,8 @@
 
 use crate::learning::{FineTuneSettings, GateSettings, LearningSettings};
 use crate::pipeline::PipelineSettings;
-use crate::service::{ApiKeys, ConnectionLimits, Limits, ServiceSettings};
+use crate::review::queue::QueueSettings;
+use crate::service::{AnnotatorKey, ApiKeys, ConnectionLimits, Limits, ServiceSettings};
 use crate::store::DatabaseSettings;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -86,6 +87,26 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub admin_api_keys: String,
+    /// Comma-separated `name:key` pairs for annotators: each key may use the review queue
+    /// and the labeling pages, and its labels are recorded under its name.
+    #[arg(
+        long,
+        env = "VOC_ANNOTATOR_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub annotator_api_keys: String,
+    /// Annotators per review-queue item: 1 shows each item to one annotator; 2 or more
+    /// collects that many labels per item, so agreement can be measured.
+    #[arg(long, env = "VOC_REVIEW_OVERLAP", default_value_t = 1)]
+    pub review_overlap: u32,
+    /// How long a review-queue item stays leased to the annotator it was shown to (seconds).
+    #[arg(long, env = "VOC_REVIEW_LEASE_S", default_value_t = 300)]
+    pub review_lease_s: u64,
+    /// Keep the review queue's ranking from classification time: do not score unlabeled
+    /// items again when a new model version goes live.
+    #[arg(long, env = "VOC_NO_REVIEW_RESCORE")]
+    pub no_review_rescore: bool,
     /// Serve with no API keys on a non-loopback address (every route open to the network).
     #[arg(long, env = "VOC_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
@@ -184,6 +205,13 @@ impl ServeArgs {
             self.gate_target_margin >= 0.0 && self.gate_other_margin >= 0.0,
             "gate margins must not be negative"
         );
+        anyhow::ensure!(
+            (1..=20).contains(&self.review_overlap),
+            "--review-overlap must be between 1 and 20"
+        );
+        anyhow::ensure!(self.review_lease_s > 0, "--review-lease-s must be positive");
+        let annotators = AnnotatorKey::parse_list(&self.annotator_api_keys)
+            .map_err(|e| anyhow::anyhow!("--annotator-api-keys: {e}"))?;
         Ok(ServiceSettings {
             bind: self.bind.clone(),
             database: DatabaseSettings {
@@ -215,6 +243,7 @@ impl ServeArgs {
             keys: ApiKeys {
                 public_metrics: self.public_metrics,
                 public_docs: self.public_docs,
+                annotators,
                 ..ApiKeys::from_lists(&self.classify_api_keys, &self.admin_api_keys)
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_s),
@@ -243,6 +272,11 @@ impl ServeArgs {
                 },
             },
             redaction: crate::redact::Policy::from_no_redact(self.no_redact),
+            review: QueueSettings {
+                overlap: self.review_overlap,
+                lease_for: Duration::from_secs(self.review_lease_s),
+                rescore: !self.no_review_rescore,
+            },
         })
     }
 }

@@ -24,6 +24,22 @@ pub struct TaskPrediction {
     pub probabilities: BTreeMap<String, f32>,
 }
 
+impl TaskPrediction {
+    /// The most probable class's probability less the second's (the whole probability
+    /// when the task has one class): near 0 when the model could not choose between two.
+    pub fn margin(&self) -> f32 {
+        let (mut first, mut second) = (0f32, 0f32);
+        for &p in self.probabilities.values() {
+            if p > first {
+                (first, second) = (p, first);
+            } else if p > second {
+                second = p;
+            }
+        }
+        first - second
+    }
+}
+
 /// Every task's answer for one text.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
@@ -195,4 +211,31 @@ pub fn probabilities(net: &MultiTaskNet, rows: &[Vec<i64>], device: Device) -> V
             Tensor::cat(&parts, 0).index_select(0, &inverse)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskPrediction;
+
+    fn task(probabilities: &[(&str, f32)]) -> TaskPrediction {
+        TaskPrediction {
+            label: probabilities[0].0.into(),
+            confidence: probabilities[0].1,
+            probabilities: probabilities
+                .iter()
+                .map(|&(l, p)| (l.to_string(), p))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_margin_is_the_top_probability_less_the_second() {
+        let m = task(&[("negative", 0.2), ("neutral", 0.45), ("positive", 0.35)]).margin();
+        assert!((m - 0.10).abs() < 1e-6, "{m}");
+        // The order of the map does not matter, nor ties below the top two.
+        let m = task(&[("a", 0.1), ("b", 0.1), ("c", 0.8)]).margin();
+        assert!((m - 0.7).abs() < 1e-6, "{m}");
+        assert_eq!(task(&[("a", 0.5), ("b", 0.5)]).margin(), 0.0);
+        assert_eq!(task(&[("only", 1.0)]).margin(), 1.0);
+    }
 }

@@ -10,6 +10,7 @@
 
 mod dispatcher;
 mod replica;
+pub mod rescore;
 mod writer;
 
 use crate::data::TaskLabels;

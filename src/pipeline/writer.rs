@@ -4,7 +4,7 @@
 use super::{Classified, Job, PipelineError};
 use crate::metrics::Metrics;
 use crate::model::Prediction;
-use crate::store::transcripts::{insert_classified, ClassifiedRow};
+use crate::store::transcripts::{insert_classified, ClassifiedRow, ReviewGuess};
 use crate::store::StoreError;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +31,19 @@ impl BatchWriter {
     }
 }
 
+/// A prediction's review-queue entries: per task, the guess and how sure the model was.
+pub(super) fn review_guesses(p: &Prediction) -> Vec<ReviewGuess> {
+    p.tasks
+        .iter()
+        .map(|(task, tp)| ReviewGuess {
+            task: task.clone(),
+            guess: tp.label.clone(),
+            margin: tp.margin(),
+            probabilities: serde_json::to_string(&tp.probabilities).unwrap_or_else(|_| "{}".into()),
+        })
+        .collect()
+}
+
 async fn commit_batch(
     pool: sqlx::PgPool,
     metrics: Arc<Metrics>,
@@ -55,6 +68,7 @@ async fn commit_batch(
                     model_version: version.to_string(),
                     outputs: serde_json::to_string(&p.tasks).unwrap_or_default(),
                     latency_ms: s.latency_ms,
+                    review: review_guesses(p),
                 })
         })
         .collect();

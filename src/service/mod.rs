@@ -27,6 +27,9 @@ pub struct ApiKeys {
     pub classify: HashSet<String>,
     /// May do everything, including feedback, reading transcripts and activating models.
     pub admin: HashSet<String>,
+    /// Annotators' keys, each with the name its labels are recorded under: they may use the
+    /// review queue and the labeling page, and nothing else.
+    pub annotators: Vec<AnnotatorKey>,
     /// `/metrics` answers without a key even when keys are configured (`--public-metrics`).
     pub public_metrics: bool,
     /// `/docs` and `/openapi.json` answer without a key even when keys are configured
@@ -47,6 +50,7 @@ impl ApiKeys {
         ApiKeys {
             classify: parse(classify),
             admin: parse(admin),
+            annotators: Vec::new(),
             public_metrics: false,
             public_docs: false,
         }
@@ -54,7 +58,47 @@ impl ApiKeys {
 
     /// No key configured at all: every route is open (a warning is logged at start-up).
     pub fn is_open(&self) -> bool {
-        self.classify.is_empty() && self.admin.is_empty()
+        self.classify.is_empty() && self.admin.is_empty() && self.annotators.is_empty()
+    }
+}
+
+/// One annotator's key and the name their labels carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotatorKey {
+    pub name: String,
+    pub key: String,
+}
+
+impl AnnotatorKey {
+    /// Parses `name:key,name:key` (blanks around entries ignored). A name may not be empty
+    /// or hold a comma or colon; a key may hold colons; names and keys must be unique.
+    pub fn parse_list(list: &str) -> Result<Vec<AnnotatorKey>, String> {
+        let mut out: Vec<AnnotatorKey> = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let Some((name, key)) = entry.split_once(':') else {
+                return Err(format!(
+                    "annotator key entry `{}…` is not `name:key`",
+                    entry.chars().take(3).collect::<String>()
+                ));
+            };
+            let (name, key) = (name.trim(), key.trim());
+            if name.is_empty() || key.is_empty() {
+                return Err(format!(
+                    "annotator key entry for `{name}` needs both a name and a key"
+                ));
+            }
+            if out.iter().any(|a| a.name == name) {
+                return Err(format!("annotator `{name}` is named twice"));
+            }
+            if out.iter().any(|a| a.key == key) {
+                return Err(format!("annotator `{name}` has another annotator's key"));
+            }
+            out.push(AnnotatorKey {
+                name: name.to_string(),
+                key: key.to_string(),
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -117,6 +161,8 @@ pub struct ServiceSettings {
     pub learning: crate::learning::LearningSettings,
     /// Whether texts and call ids are redacted before the model and Postgres see them.
     pub redaction: crate::redact::Policy,
+    /// The review queue's overlap and lease length.
+    pub review: crate::review::queue::QueueSettings,
 }
 
 /// What every handler can reach.
@@ -135,4 +181,6 @@ pub struct AppState {
     pub learning_wake: Arc<tokio::sync::Notify>,
     /// Whether texts and call ids are redacted before the model and Postgres see them.
     pub redaction: crate::redact::Policy,
+    /// The review queue's overlap and lease length.
+    pub review: crate::review::queue::QueueSettings,
 }

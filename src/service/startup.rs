@@ -143,6 +143,7 @@ pub async fn prepare(
         activation: Arc::new(tokio::sync::Mutex::new(())),
         learning_wake: Arc::new(tokio::sync::Notify::new()),
         redaction: settings.redaction,
+        review: settings.review,
     };
     Ok((state, thread))
 }
@@ -208,11 +209,18 @@ async fn load_first_good(
 }
 
 /// Starts the background tasks of `voc serve`: following activations made by other
-/// processes, and the training scheduler.
+/// processes, the training scheduler, and re-scoring the review queue under a new version.
 pub fn start_background(
     state: &AppState,
     settings: &ServiceSettings,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    if settings.review.rescore {
+        let device = settings.pipeline.device;
+        if let Err(e) = crate::pipeline::rescore::spawn(&state.pipeline, state.pool.clone(), device)
+        {
+            tracing::warn!(error = %e, "cannot start the review queue's rescoring thread");
+        }
+    }
     vec![
         super::activation::spawn_follower(
             state.clone(),

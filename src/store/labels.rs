@@ -33,6 +33,17 @@ pub async fn record(
     labels: &[NewLabel<'_>],
 ) -> Result<Vec<LabelOutcome>, StoreError> {
     let mut tx = pool.begin().await?;
+    let outcomes = record_in(&mut tx, labels).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// [`record`] inside a transaction the caller owns (the review queue finishes a lease in
+/// the same one).
+pub(super) async fn record_in(
+    tx: &mut sqlx::PgConnection,
+    labels: &[NewLabel<'_>],
+) -> Result<Vec<LabelOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(labels.len());
     for l in labels {
         // Concurrent labels for the same (transcript, task, annotator) queue up here, so
@@ -90,7 +101,6 @@ pub async fn record(
             outcome
         });
     }
-    tx.commit().await?;
     Ok(outcomes)
 }
 

@@ -5,6 +5,7 @@ pub mod imports;
 pub mod labels;
 pub mod learning_settings;
 pub mod models;
+pub mod review;
 pub mod training_runs;
 pub mod transcripts;
 

@@ -22,9 +22,23 @@ pub struct ClassifiedRow {
     /// `{task: {label, confidence, probabilities}}` as JSON text (stored exactly as answered).
     pub outputs: String,
     pub latency_ms: f32,
+    /// Per task, the model's guess and its top-two margin: the transcript's review-queue rows.
+    pub review: Vec<ReviewGuess>,
 }
 
-/// Writes every transcript and its prediction in one statement (so one transaction):
+/// One task's entry in the review queue for a newly classified transcript.
+#[derive(Debug, Clone)]
+pub struct ReviewGuess {
+    pub task: String,
+    pub guess: String,
+    /// The top probability less the second: how sure the model was.
+    pub margin: f32,
+    /// `{label: p}` as JSON text.
+    pub probabilities: String,
+}
+
+/// Writes every transcript, its prediction and its review-queue rows in one statement (so
+/// one transaction):
 /// either all rows of the batch are committed or none. A transcript whose id is already
 /// stored (two attempts of one `Idempotency-Key` request racing, in one batch or in two)
 /// is skipped with its prediction; the rows stored first stay.
@@ -55,12 +69,32 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
         redaction_versions.push(r.redaction_version);
         digests.push(r.request_digest.as_deref());
     }
+    let (mut review_ids, mut review_tasks, mut review_guesses, mut review_margins) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut review_probabilities = Vec::new();
+    for r in rows {
+        for g in &r.review {
+            review_ids.push(r.transcript_id);
+            review_tasks.push(g.task.as_str());
+            review_guesses.push(g.guess.as_str());
+            review_margins.push(g.margin);
+            review_probabilities.push(g.probabilities.as_str());
+        }
+    }
     sqlx::query(
         "WITH t AS (
              INSERT INTO transcripts (id, call_id, text, metadata, redaction_version, request_digest)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $9::smallint[], $10::bytea[])
              ON CONFLICT (id) DO NOTHING
              RETURNING id
+         ), r AS (
+             INSERT INTO review_items (transcript_id, task, model_version, guess, margin, probabilities)
+             SELECT DISTINCT ON (u.t, u.task) u.t, u.task, v.v, u.g, u.m, u.p::jsonb
+             FROM UNNEST($11::uuid[], $12::text[], $13::text[], $14::real[], $15::text[]) AS u(t, task, g, m, p)
+             JOIN t ON t.id = u.t
+             JOIN UNNEST($1::uuid[], $6::text[]) AS v(t, v) ON v.t = u.t
+             ORDER BY u.t, u.task
+             ON CONFLICT DO NOTHING
          )
          INSERT INTO predictions (id, transcript_id, model_version, outputs, latency_ms)
          SELECT DISTINCT ON (u.t) p, u.t, v, o::jsonb, l
@@ -78,6 +112,11 @@ pub async fn insert_classified(pool: &PgPool, rows: &[ClassifiedRow]) -> Result<
     .bind(&latencies)
     .bind(&redaction_versions)
     .bind(&digests)
+    .bind(&review_ids)
+    .bind(&review_tasks)
+    .bind(&review_guesses)
+    .bind(&review_margins)
+    .bind(&review_probabilities)
     .execute(pool)
     .await?;
     Ok(())

@@ -135,6 +135,7 @@ pub fn settings() -> ServiceSettings {
         shutdown_grace: Duration::from_secs(1),
         learning: voc::learning::LearningSettings::default(),
         redaction: voc::redact::Policy::Redact,
+        review: Default::default(),
     }
 }
 
@@ -211,9 +212,18 @@ pub async fn get(app: &Router, uri: &str) -> Answer {
 
 /// Starts `voc serve` and returns it with its base URL (read from its "listening on" line).
 pub fn spawn_server(database_url: &str, extra: &[&str]) -> (std::process::Child, String) {
+    spawn_server_in(model_store(), database_url, extra)
+}
+
+/// [`spawn_server`] on the model store at `store`.
+pub fn spawn_server_in(
+    store: &Path,
+    database_url: &str,
+    extra: &[&str],
+) -> (std::process::Child, String) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_voc"))
         .args(["serve", "--bind", "127.0.0.1:0", "--store"])
-        .arg(model_store())
+        .arg(store)
         .args(["--database-url", database_url])
         .args(extra)
         .env("RUST_LOG", "warn")
