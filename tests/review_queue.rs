@@ -368,13 +368,7 @@ async fn disagreement_offers_labels_that_differ_from_the_guess_and_not_those_tha
         None,
         "the label that agrees with the model is no disagreement"
     );
-    let version = voc::model::list_versions(common::model_store())
-        .pop()
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let version = common::model_version();
     let counts = review::counts(&pool, settings, &version, Utc::now())
         .await
         .unwrap();

@@ -161,13 +161,7 @@ async fn forms_without_the_session_csrf_token_are_refused_and_change_nothing(poo
     let models = get_with(&app, "/ui/models", &cookie).await;
     assert_eq!(models.status, 200, "{}", models.text);
     assert!(!models.text.contains("Roll back to this"));
-    let version = voc::model::list_versions(common::model_store())
-        .pop()
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let version = common::model_version();
     let refused = post_form(
         &app,
         &format!("/ui/models/{version}/activate"),

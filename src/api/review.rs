@@ -63,6 +63,12 @@ fn annotator_name(labeler: &Labeler, asked: Option<&str>) -> Result<String, ApiE
     }
 }
 
+/// Whether `name` (trimmed) may name an annotator: 1 to 100 characters, none of them
+/// control or invisible. The pages' sign-in applies the same rule.
+pub(super) fn is_annotator_name(name: &str) -> bool {
+    valid_annotator(name).is_ok()
+}
+
 fn valid_annotator(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_ANNOTATOR_CHARS {
@@ -86,7 +92,7 @@ fn lease_owner(labeler: &Labeler) -> Option<&str> {
     }
 }
 
-fn parse_strategy(name: Option<&str>) -> Result<Strategy, ApiError> {
+pub(super) fn parse_strategy(name: Option<&str>) -> Result<Strategy, ApiError> {
     let Some(name) = name else {
         return Ok(Strategy::default());
     };
@@ -167,23 +173,33 @@ pub async fn label(
     ApiJson(body): ApiJson<LabelBody>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let id = parse_lease_id(&id)?;
-    let owner = lease_owner(&labeler);
+    let (lease, outcome) = label_lease(&state, id, lease_owner(&labeler), &body.label).await?;
+    let mut out = lease_json(&lease);
+    out["outcome"] = json!(outcome);
+    Ok(ApiJson(out))
+}
+
+/// Records `label` through lease `id` (held by `owner`; `None`: an admin, any lease) after
+/// checking it is one of the lease's task's classes. The API and the labeling page both
+/// label through here.
+pub(super) async fn label_lease(
+    state: &AppState,
+    id: Uuid,
+    owner: Option<&str>,
+    label: &str,
+) -> Result<(Lease, crate::store::labels::LabelOutcome), ApiError> {
     let lease = review::get(&state.pool, id, owner)
         .await?
         .ok_or(LeaseError::NotFound(id))?;
-    let task = super::tasks::known_task(&state, &lease.task).await?;
-    if task.index_of(&body.label).is_none() {
+    let task = super::tasks::known_task(state, &lease.task).await?;
+    if task.index_of(label).is_none() {
         return Err(ApiError::unprocessable(format!(
-            "unknown label '{}' for task '{}'; allowed: {}",
-            body.label,
+            "unknown label '{label}' for task '{}'; allowed: {}",
             task.name,
             task.labels.join(", ")
         )));
     }
-    let (lease, outcome) = review::label(&state.pool, id, owner, &body.label, Utc::now()).await?;
-    let mut out = lease_json(&lease);
-    out["outcome"] = json!(outcome);
-    Ok(ApiJson(out))
+    Ok(review::label(&state.pool, id, owner, label, Utc::now()).await?)
 }
 
 /// POST /review/{lease}/skip: gives the item back; this annotator is not shown it again.

@@ -41,6 +41,17 @@ pub fn model_store() -> &'static Path {
     })
 }
 
+/// The name of the version in [`model_store`].
+pub fn model_version() -> String {
+    voc::model::list_versions(model_store())
+        .pop()
+        .expect("a trained test model")
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// A store of its own holding a copy of the shared test model (runs write new versions).
 pub fn private_store() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use crate::data::TaskLabels;
 use crate::error::ApiError;
 use crate::review::queue::Strategy;
 use crate::service::AppState;
-use crate::store::review::{self, Lease, LeaseError, LeasedItem, NextItem};
+use crate::store::review::{self, Lease, LeasedItem, NextItem};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -93,14 +93,8 @@ pub async fn show(
 
 async fn render(state: &AppState, session: &Session, q: &ShowQuery) -> Result<Response, ApiError> {
     let (task, tasks) = pick_task(state, q.task.as_deref()).await?;
-    let strategy = match q.strategy.as_deref() {
-        None | Some("") => Strategy::default(),
-        Some(name) => Strategy::parse(name).ok_or_else(|| {
-            ApiError::unprocessable(format!(
-                "strategy `{name}` is not one of uncertain, disagreement, random, recent"
-            ))
-        })?,
-    };
+    let strategy =
+        super::super::review::parse_strategy(q.strategy.as_deref().filter(|s| !s.is_empty()))?;
     let ask = NextItem {
         task: &task.name,
         annotator: &session.annotator,
@@ -394,16 +388,6 @@ async fn record_label(
             "choose a label first (press its number)",
         ));
     };
-    let lease = review::get(&state.pool, id, Some(&session.annotator))
-        .await?
-        .ok_or(LeaseError::NotFound(id))?;
-    let task = super::super::tasks::known_task(state, &lease.task).await?;
-    if task.index_of(label).is_none() {
-        return Err(ApiError::unprocessable(format!(
-            "unknown label '{label}' for task '{}'",
-            task.name
-        )));
-    }
-    review::label(&state.pool, id, Some(&session.annotator), label, Utc::now()).await?;
+    super::super::review::label_lease(state, id, Some(&session.annotator), label).await?;
     Ok(())
 }

@@ -120,13 +120,9 @@ fn set_cookie(name: &str, value: &str, max_age: Option<u32>) -> String {
     format!("{name}={value}; Path=/ui; HttpOnly; SameSite=Strict{age}")
 }
 
-/// A name labels may be recorded under: 1 to 100 characters, none control or invisible.
+/// A name labels may be recorded under: the API's `?annotator=` rule.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.chars().count() <= 100
-        && !name
-            .chars()
-            .any(crate::data::chars::is_invisible_or_control)
+    super::super::review::is_annotator_name(name)
 }
 
 /// The hex-decoded value of cookie `name`.
