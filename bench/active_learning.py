@@ -10,10 +10,12 @@ random), on a fresh database and a copy of that store, a real `voc serve`:
    true sentiment through POST /review/{lease}/label (an oracle annotator), asks for a
    training run (POST /training-runs) and waits for it to end (the gate promotes or rejects, as
    the service does), then waits until the queue is rescored under the active version;
-4. at each checkpoint (--checkpoints labels) scores the active version on airline test with
-   `voc eval` (test macro-F1, sentiment).
+4. at each checkpoint (--checkpoints labels) scores on airline test with `voc eval` (test
+   macro-F1, sentiment) the active version (what the service answers with: the gate may have
+   kept an older one) and the last run's candidate (what that many labels trained, gate or not).
 
-Prints one table row per checkpoint and strategy, and the mean over seeds. Asserts nothing.
+Prints a line per step as it goes, then two tables (active, candidate): per checkpoint and
+strategy the mean over seeds with the lowest and highest seed. Asserts nothing.
 """
 import argparse, json, os, random, shutil, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
@@ -161,8 +163,12 @@ def arm(seed, strategy, start_store):
             active = svc.call("GET", "/models/active")["version"]
             line = f"seed {seed} {strategy}: {labels} labels, run {r['id']} {r['state']} in {time.time() - t:.0f} s"
             if labels in checkpoints:
-                results[labels] = test_f1(store, active)
-                line += f", TEST macro-F1 sentiment {results[labels]:.2f} ({active})"
+                candidate = r.get("candidate_version") or active
+                results[labels] = {"active": test_f1(store, active),
+                                   "candidate": test_f1(store, candidate) if candidate != active else None}
+                results[labels]["candidate"] = results[labels]["candidate"] or results[labels]["active"]
+                line += (f", TEST macro-F1 sentiment: active {results[labels]['active']:.2f} ({active}),"
+                         f" candidate {results[labels]['candidate']:.2f} ({candidate})")
             log(line)
         return results
     finally:
@@ -176,17 +182,28 @@ for seed in [int(s) for s in args.seeds.split(",")]:
     for strategy in args.strategies.split(","):
         table[(seed, strategy)] = arm(seed, strategy, start)
 
-log("== test macro-F1 (sentiment), airline test, by labels and strategy")
 strategies = args.strategies.split(",")
-log("| labels | " + " | ".join(strategies) + " | uncertain − random |")
-log("|---|" + "---|" * (len(strategies) + 1))
-for c in checkpoints:
-    means = {}
-    for s in strategies:
-        vals = [v[c] for (seed, st), v in table.items() if st == s and c in v]
-        means[s] = sum(vals) / len(vals) if vals else None
-    cells = [f"{means[s]:.2f}" if means[s] is not None else "–" for s in strategies]
-    gain = (f"{means['uncertain'] - means['random']:+.2f}"
-            if means.get("uncertain") is not None and means.get("random") is not None else "–")
-    log(f"| {c} | " + " | ".join(cells) + f" | {gain} |")
-log(f"({len({seed for seed, _ in table})} seed(s); each cell the mean over seeds)")
+
+
+def cell(vals):
+    if not vals:
+        return None, "–"
+    mean = sum(vals) / len(vals)
+    spread = f" ({min(vals):.2f}–{max(vals):.2f})" if len(vals) > 1 else ""
+    return mean, f"{mean:.2f}{spread}"
+
+
+for which in ("active", "candidate"):
+    log(f"== test macro-F1 (sentiment), airline test, {which} version, by labels and strategy")
+    log("| labels | " + " | ".join(strategies) + " | uncertain − random |")
+    log("|---|" + "---|" * (len(strategies) + 1))
+    for c in checkpoints:
+        means, cells = {}, []
+        for s in strategies:
+            vals = [v[c][which] for (seed, st), v in table.items() if st == s and c in v]
+            means[s], text = cell(vals)
+            cells.append(text)
+        gain = (f"{means['uncertain'] - means['random']:+.2f}"
+                if means.get("uncertain") is not None and means.get("random") is not None else "–")
+        log(f"| {c} | " + " | ".join(cells) + f" | {gain} |")
+log(f"({len({seed for seed, _ in table})} seed(s); each cell the mean over seeds, lowest–highest seed in brackets)")
