@@ -12,15 +12,23 @@
 #   postgres:15-bookworm      postgresql-15 and an entrypoint with the official image's
 #                             POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB / PGDATA contract
 #   nginx:stable-bookworm     nginx-light, `nginx -g 'daemon off;'`
-# An image already present is kept (`--rebuild` makes them again). Needs root (debootstrap).
+# An image already present is kept (`--rebuild` makes them again). `--cuda` gives the python
+# stand-in every wheel torch==2.11.0 depends on, the ~3 GB of CUDA libraries too, for
+# `--build-arg TORCH_VARIANT=cuda` (docker/cuda-image.sh). Needs root (debootstrap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${VOC_CACHE:-$HOME/.cache/voc}/docker"
 mkdir -p "$CACHE/debs"
 MIRROR="${VOC_DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
-REBUILD=0
-[ "${1:-}" = --rebuild ] && REBUILD=1
+REBUILD=0 CUDA=0
+for arg in "$@"; do
+  case "$arg" in
+    --rebuild) REBUILD=1 ;;
+    --cuda) CUDA=1 ;;
+    *) echo "standins: unknown option $arg (--rebuild, --cuda)" >&2; exit 2 ;;
+  esac
+done
 
 log() { echo "standins: $*" >&2; }
 
@@ -63,18 +71,29 @@ if wanted debian:bookworm-slim; then
   import "$work/r" debian:bookworm-slim 'CMD ["bash"]'
 fi
 
-if wanted python:3.11-slim-bookworm; then
+# The python stand-in's wheel set: "cpu" (what the CPU build installs) or "cuda" (all of them).
+python_wheels() {
+  docker image inspect -f '{{index .Config.Labels "voc.standin.wheels"}}' python:3.11-slim-bookworm 2>/dev/null || true
+}
+if wanted python:3.11-slim-bookworm || { [ "$CUDA" = 1 ] && [ "$(python_wheels)" != cuda ]; }; then
   need_tools
-  # The wheels the Dockerfile's CPU build installs, fetched once from PyPI on this machine.
+  # The wheels the Dockerfile's build installs, fetched once from PyPI on this machine.
   source scripts/env.sh
   [ -x "$VOC_VENV/bin/pip" ] || bash scripts/setup.sh >/dev/null
+  wheels=cpu
   mkdir -p "$CACHE/wheels"
   "$VOC_VENV/bin/pip" download --quiet --no-deps --dest "$CACHE/wheels" \
     torch==2.11.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 >&2
+  if [ "$CUDA" = 1 ]; then
+    wheels=cuda
+    mkdir -p "$CACHE/wheels-cuda"
+    "$VOC_VENV/bin/pip" download --quiet --dest "$CACHE/wheels-cuda" torch==2.11.0 >&2
+  fi
   rootfs "$work/r" "python3,python3-pip"
   mkdir -p "$work/r/wheels"
   cp "$CACHE"/wheels/*.whl "$work/r/wheels/"
-  import "$work/r" python:3.11-slim-bookworm \
+  if [ "$wheels" = cuda ]; then cp "$CACHE"/wheels-cuda/*.whl "$work/r/wheels/"; fi
+  import "$work/r" python:3.11-slim-bookworm "LABEL voc.standin.wheels=$wheels" \
     'ENV PIP_NO_INDEX=1' 'ENV PIP_FIND_LINKS=/wheels' 'ENV PIP_BREAK_SYSTEM_PACKAGES=1' \
     'ENV PIP_ROOT_USER_ACTION=ignore' 'ENV PIP_DISABLE_PIP_VERSION_CHECK=1' 'CMD ["python3"]'
 fi

@@ -48,8 +48,7 @@ if ! docker info >/dev/null 2>&1; then
   if ! command -v dockerd >/dev/null || ! command -v docker-compose >/dev/null; then
     apt-get install -y -qq docker.io docker-compose debootstrap >&2
   fi
-  # vfs: the storage driver that works inside this machine's sandbox (no overlay mounts).
-  dockerd --iptables=false --storage-driver=vfs >"$CACHE/dockerd.log" 2>&1 &
+  dockerd --iptables=false --storage-driver="$(bash docker/storage-driver.sh)" >"$CACHE/dockerd.log" 2>&1 &
   STARTED_DOCKERD=$!
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || fail "dockerd did not start (see $CACHE/dockerd.log)"

@@ -112,8 +112,14 @@ impl MultiTaskNet {
         self.trunk.soft_penalty(vs)
     }
 
+    /// The shared trunk's features, one `[batch, dim]` tensor per task (one tensor per task
+    /// under hard sharing too): the forward pass without the linear layers that read them.
+    pub fn features_t(&self, batch: &TokenBatch, train: bool) -> Vec<Tensor> {
+        self.trunk.forward_t(batch, self.heads.len().max(1), train)
+    }
+
     pub fn forward_t(&self, batch: &TokenBatch, train: bool) -> NetOutput {
-        let features = self.trunk.forward_t(batch, self.heads.len().max(1), train);
+        let features = self.features_t(batch, train);
         let embedding = self.association.forward(&features[self.target_index]);
         let dropped_embedding = embedding.dropout(self.dropout, train);
         let logits = self

@@ -12,6 +12,7 @@ mod dispatcher;
 mod replica;
 pub mod rescore;
 mod writer;
+pub use writer::review_guesses;
 
 use crate::data::TaskLabels;
 use crate::metrics::Metrics;

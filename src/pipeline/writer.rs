@@ -32,7 +32,7 @@ impl BatchWriter {
 }
 
 /// A prediction's review-queue entries: per task, the guess and how sure the model was.
-pub(super) fn review_guesses(p: &Prediction) -> Vec<ReviewGuess> {
+pub fn review_guesses(p: &Prediction) -> Vec<ReviewGuess> {
     p.tasks
         .iter()
         .map(|(task, tp)| ReviewGuess {
