@@ -1,6 +1,7 @@
 //! Where one serving batch spends its time (issue 12, item 2): redaction, tokenization, the
-//! padded id tensors, the network as `Classifier::predict` runs it, the TF-IDF companion, the
-//! rest of `predict`, the answers as JSON, and the database write (`insert_classified`, one statement per batch, as the server's batch
+//! padded id tensors, the network as `Classifier::scores` runs it, the TF-IDF companion, the
+//! rest of `scores` (the stages alone keep their own data in the caches; run one after another
+//! they evict each other's), the answer structs, the answers as JSON, and the database write (`insert_classified`, one statement per batch, as the server's batch
 //! writer does). Each stage runs on its own over the same batches, one intra-op thread, as one
 //! inference replica of `voc serve` does. It also splits the forward pass into the trunk
 //! (embeddings, CNN/LSTM, n-gram branch) and the linear layers that read it (association,
@@ -172,23 +173,29 @@ fn main() -> anyhow::Result<()> {
             }),
         ));
     }
-    let predict = timed(&batches, |b| {
-        std::hint::black_box(classifier.predict(&refs(b)).unwrap());
+    let scores = timed(&batches, |b| {
+        std::hint::black_box(classifier.scores(&refs(b)).unwrap());
     });
-    // What `predict` runs of the stages above (the network stage builds its own id tensors).
+    // What `scores` runs of the stages above (the network stage builds its own id tensors).
     let parts: f64 = stages
         .iter()
         .filter(|s| !matches!(s.0, "redaction" | "id tensors"))
         .map(|s| s.1)
         .sum();
     stages.push((
-        "the rest of Classifier::predict (mixing, answer structs)",
-        (predict - parts).max(0.0),
+        "the rest of Classifier::scores (mixing, copying out, caches)",
+        (scores - parts).max(0.0),
     ));
-    let predictions: Vec<_> = batches
+    let mut scored = batches
         .iter()
-        .map(|b| classifier.predict(&refs(b)))
-        .collect::<Result<_, _>>()?;
+        .map(|b| classifier.scores(&refs(b)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    let predictions: Vec<_> = scored.drain(..).map(|s| s.into_predictions()).collect();
+    stages.push((
+        "answer structs (Scores::into_predictions)",
+        started.elapsed().as_secs_f64(),
+    ));
     let version = classifier.manifest().version.clone();
     stages.push((
         "answers as JSON",
@@ -234,8 +241,8 @@ fn main() -> anyhow::Result<()> {
     );
     let per_batch = |secs: f64| secs * 1e3 / args.batches as f64;
     println!(
-        "Classifier::predict alone (tokenization to answers): {:.2} ms per batch",
-        per_batch(predict)
+        "Classifier::scores alone (predict less the answer structs): {:.2} ms per batch",
+        per_batch(scores)
     );
     println!(
         "forward pass on one padded tensor per batch: trunk {:.2} ms, linear layers + softmax {:.2} ms ({:.1} % of it)",

@@ -7,6 +7,7 @@ use super::encoder::TokenBatch;
 use super::manifest::ModelManifest;
 use super::network::MultiTaskNet;
 use super::version_dir::{load_version, LoadedVersion, ModelError};
+use crate::data::TaskLabels;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -145,46 +146,73 @@ impl Classifier {
 
     /// Labels, confidences and probabilities for each text, in input order.
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>, ModelError> {
-        let probs = self.probabilities(texts)?;
-        let tasks = &self.version.manifest.tasks;
-        let per_task: Vec<Vec<Vec<f32>>> = probs
+        Ok(self.scores(texts)?.into_predictions())
+    }
+
+    /// Every text's probabilities as plain numbers, without building the answers: the
+    /// model's part of `predict` (`bench/profile_batch.sh` times the two apart).
+    pub fn scores(&self, texts: &[&str]) -> Result<Scores, ModelError> {
+        let per_task = self
+            .probabilities(texts)?
             .iter()
-            .map(|p| {
-                let classes = p.size()[1] as usize;
-                let flat = Vec::<f32>::try_from(p.flatten(0, -1))?;
-                Ok(flat.chunks(classes.max(1)).map(|c| c.to_vec()).collect())
-            })
+            .map(|p| Vec::<f32>::try_from(p.flatten(0, -1)))
             .collect::<Result<_, tch::TchError>>()?;
-        Ok((0..texts.len())
+        Ok(Scores {
+            tasks: self.version.manifest.tasks.clone(),
+            per_task,
+            texts: texts.len(),
+        })
+    }
+}
+
+/// Per task, the `[texts × classes]` probabilities of one batch (row-major), with the
+/// tasks' labels in output order.
+pub struct Scores {
+    tasks: Vec<TaskLabels>,
+    per_task: Vec<Vec<f32>>,
+    texts: usize,
+}
+
+impl Scores {
+    /// How many texts were scored.
+    pub fn len(&self) -> usize {
+        self.texts
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.texts == 0
+    }
+
+    /// Labels, confidences and probabilities for each text, in input order.
+    pub fn into_predictions(self) -> Vec<Prediction> {
+        (0..self.texts)
             .map(|i| Prediction {
-                tasks: tasks
+                tasks: self
+                    .tasks
                     .iter()
-                    .zip(&per_task)
-                    .map(|(task, rows)| {
-                        let row = &rows[i];
-                        let (best, confidence) =
-                            row.iter().enumerate().fold((0, f32::MIN), |acc, (j, &p)| {
-                                if p > acc.1 {
-                                    (j, p)
-                                } else {
-                                    acc
-                                }
-                            });
-                        let prediction = TaskPrediction {
-                            label: task.labels[best].clone(),
-                            confidence,
-                            probabilities: task
-                                .labels
-                                .iter()
-                                .cloned()
-                                .zip(row.iter().copied())
-                                .collect(),
-                        };
-                        (task.name.clone(), prediction)
+                    .zip(&self.per_task)
+                    .map(|(task, flat)| {
+                        let classes = task.labels.len();
+                        let row = &flat[i * classes..(i + 1) * classes];
+                        (task.name.clone(), task_prediction(&task.labels, row))
                     })
                     .collect(),
             })
-            .collect())
+            .collect()
+    }
+}
+
+/// One task's answer from its probabilities, in the order of `labels`.
+fn task_prediction(labels: &[String], row: &[f32]) -> TaskPrediction {
+    let (best, confidence) =
+        row.iter().enumerate().fold(
+            (0, f32::MIN),
+            |acc, (j, &p)| if p > acc.1 { (j, p) } else { acc },
+        );
+    TaskPrediction {
+        label: labels[best].clone(),
+        confidence,
+        probabilities: labels.iter().cloned().zip(row.iter().copied()).collect(),
     }
 }
 

@@ -13,7 +13,7 @@ pub mod tokenizer;
 pub mod vectors;
 pub mod version_dir;
 
-pub use classifier::{Classifier, Prediction, TaskPrediction};
+pub use classifier::{Classifier, Prediction, Scores, TaskPrediction};
 pub use manifest::ModelManifest;
 pub use version_dir::{list_versions, load_version, read_manifest, ModelError};
 
