@@ -208,12 +208,14 @@ pub struct ModelConfig {
     /// `hard`, `soft` or `cross-stitch` sharing of the encoder between tasks.
     #[serde(default)]
     pub sharing: Sharing,
-    /// The wide hashed n-gram branch beside the encoder (off in versions saved before it).
-    #[serde(default = "NgramConfig::off")]
+    /// The wide hashed n-gram branch beside the encoder. A config file that leaves it out
+    /// gets the default (on); a saved version that has no entry predates it and reads as
+    /// off (`model::version_dir::read_manifest`).
+    #[serde(default)]
     pub ngrams: NgramConfig,
-    /// The TF-IDF logistic regression averaged with the network (off in versions saved
-    /// before it).
-    #[serde(default = "TfidfConfig::off")]
+    /// The TF-IDF logistic regression averaged with the network (a saved version without
+    /// an entry reads as off, like `ngrams`).
+    #[serde(default)]
     pub tfidf: TfidfConfig,
 }
 
@@ -537,6 +539,17 @@ mod tests {
         let c: TrainConfig = toml::from_str("[model]\nencoder = \"lstm\"\n").unwrap();
         assert_eq!(c.model.encoder, EncoderKind::Lstm);
         assert_eq!(c.training, TrainingConfig::default());
+        // A `[model]` section that names one key leaves the n-gram branch and the TF-IDF
+        // companion as they are by default (it once switched both off).
+        let c: TrainConfig = toml::from_str("[model]\ndropout = 0.5\n").unwrap();
+        assert_eq!(
+            c.model,
+            ModelConfig {
+                dropout: 0.5,
+                ..ModelConfig::default()
+            }
+        );
+        assert!(c.model.ngrams.enabled && c.model.tfidf.enabled);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::manifest::{ModelManifest, VersionKind, MANIFEST_FORMAT};
 use super::network::MultiTaskNet;
 use super::tfidf::{self, TfidfModel};
 use super::tokenizer::TextTokenizer;
+use crate::config::{NgramConfig, TfidfConfig};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -165,10 +166,31 @@ pub fn read_manifest(dir: &Path) -> Result<ModelManifest, ModelError> {
             reason: format!("manifest format {format:?}, this build reads {MANIFEST_FORMAT}"),
         });
     }
-    serde_json::from_value(value).map_err(|e| ModelError::Incompatible {
+    serde_json::from_value(with_pre_branch_defaults(value)).map_err(|e| ModelError::Incompatible {
         dir: d,
         reason: format!("{MANIFEST_FILE}: {e}"),
     })
+}
+
+/// A version saved before the n-gram branch or the TF-IDF companion existed has no entry
+/// for it, and was trained without it: read such a missing entry as switched off (a config
+/// file that leaves one out gets the default instead).
+fn with_pre_branch_defaults(mut manifest: serde_json::Value) -> serde_json::Value {
+    if let Some(model) = manifest
+        .pointer_mut("/config/model")
+        .and_then(|m| m.as_object_mut())
+    {
+        let off = [
+            ("ngrams", serde_json::to_value(NgramConfig::off())),
+            ("tfidf", serde_json::to_value(TfidfConfig::off())),
+        ];
+        for (key, value) in off {
+            if let (false, Ok(value)) = (model.contains_key(key), value) {
+                model.insert(key.into(), value);
+            }
+        }
+    }
+    manifest
 }
 
 /// Checks every file of `dir` against the checksums in its manifest and loads its tokenizer.
@@ -389,4 +411,26 @@ pub fn list_versions(store: &Path) -> Vec<PathBuf> {
         .collect();
     dirs.sort();
     dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_pre_branch_defaults;
+    use crate::config::ModelConfig;
+    use serde_json::json;
+
+    fn model_config(manifest: serde_json::Value) -> ModelConfig {
+        serde_json::from_value(with_pre_branch_defaults(manifest)["config"]["model"].clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_version_saved_before_the_ngram_branch_and_the_companion_reads_with_both_off() {
+        let old = model_config(json!({"config": {"model": {"dropout": 0.3}}}));
+        assert!(!old.ngrams.enabled && !old.tfidf.enabled, "{old:?}");
+        let saved = serde_json::to_value(ModelConfig::default()).unwrap();
+        let new = model_config(json!({"config": {"model": saved}}));
+        assert_eq!(new, ModelConfig::default());
+        assert!(new.ngrams.enabled && new.tfidf.enabled);
+    }
 }
