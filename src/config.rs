@@ -109,6 +109,11 @@ pub struct TfidfConfig {
     /// validation rows from `mix_min..=mix_max` in steps of 0.1 (0.5 without validation labels).
     pub mix_min: f64,
     pub mix_max: f64,
+    /// When the validation rows were held out of the training file (no `--valid`), fit the
+    /// companion a second time on every labeled row, for the number of steps the first fit
+    /// chose and with the share it chose, and keep that fit: the held-out rows are the
+    /// user's labels too.
+    pub refit: bool,
 }
 
 impl Default for TfidfConfig {
@@ -125,6 +130,7 @@ impl Default for TfidfConfig {
             learning_rate: 0.1,
             mix_min: 0.3,
             mix_max: 0.7,
+            refit: true,
         }
     }
 }

@@ -150,6 +150,8 @@ fn the_tfidf_companion_is_saved_and_averaged_into_every_answer() {
             .unwrap();
     let report = &metrics["tfidf"];
     assert!(report["features"].as_u64().unwrap() > 1000, "{report}");
+    // Validated on a file of its own: nothing was held out, so nothing is refitted.
+    assert!(report["refit"].is_null(), "{report}");
     for task in ["category", "sentiment"] {
         let mix = report["tasks"][task]["mix"].as_f64().unwrap();
         assert!((0.3..=0.7).contains(&mix), "{task}: share {mix}");
@@ -188,6 +190,43 @@ fn the_tfidf_companion_is_saved_and_averaged_into_every_answer() {
             "task {t}: companion unused"
         );
     }
+}
+
+#[test]
+fn without_a_validation_file_the_companion_is_refitted_on_the_held_out_rows_too() {
+    let store = tempfile::tempdir().unwrap();
+    let data = read("demo_train.jsonl");
+    let (tasks, _) = voc::data::detect_tasks(&data, None).unwrap();
+    let summary = voc::train::train(
+        voc::train::TrainRequest {
+            train: &data,
+            valid: None,
+            tasks,
+            config: config(),
+            device: tch::Device::Cpu,
+            store: store.path().to_path_buf(),
+            warm_start: None,
+            init_from: None,
+            pretrained_vectors: None,
+        },
+        voc::train::TrainHooks::default(),
+    )
+    .unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary.version_dir.join("metrics.json")).unwrap())
+            .unwrap();
+    let report = &metrics["tfidf"];
+    let refit = &report["refit"];
+    assert_eq!(
+        refit["rows"].as_u64(),
+        Some(data.examples.len() as u64),
+        "{report}"
+    );
+    // The saved companion is the refit: its vocabulary holds the held-out rows' features.
+    let features = refit["features"].as_i64().unwrap();
+    assert!(features > report["features"].as_i64().unwrap(), "{report}");
+    let saved = &weights(&summary.version_dir)["tfidf.features"];
+    assert_eq!(saved.size(), [features]);
 }
 
 #[test]

@@ -318,8 +318,14 @@ fn tfidf_line(t: &crate::train::tfidf_fit::TfidfReport) -> String {
             )
         })
         .collect();
+    let refit = t.refit.as_ref().map_or(String::new(), |r| {
+        format!(
+            "; refit on all {} rows (held-out ones included): {} features, {:.1}s",
+            r.rows, r.features, r.seconds
+        )
+    });
     format!(
-        "tf-idf companion: {} features, {:.1}s; {}",
+        "tf-idf companion: {} features, {:.1}s; {}{refit}",
         t.features,
         t.seconds,
         tasks.join("; ")

@@ -34,6 +34,8 @@ pub struct Prepared<'a> {
     pub train_rows: Vec<&'a Example>,
     pub train_labels: Vec<Vec<i64>>,
     pub valid_rows: Vec<&'a Example>,
+    /// Whether the validation rows were held out of the training file (no `--valid`).
+    pub valid_held_out: bool,
     pub valid_enc: EncodedRows,
     /// The training rows' token ids on the device.
     pub train_device: DeviceRows,
@@ -209,6 +211,7 @@ pub fn prepare<'a>(request: &TrainRequest<'a>) -> Result<Prepared<'a>, TrainErro
         train_labels: train_enc.targets,
         train_rows,
         valid_rows,
+        valid_held_out: request.valid.is_none(),
         valid_enc,
         train_device,
         train_targets,

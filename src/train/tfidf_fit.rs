@@ -31,6 +31,16 @@ pub struct TfidfReport {
     pub features: usize,
     pub seconds: f64,
     pub tasks: BTreeMap<String, TfidfTaskReport>,
+    /// The second fit on every labeled row (see [`refit_tfidf`]), when there was one.
+    pub refit: Option<RefitReport>,
+}
+
+/// What the second fit, on the training and the held-out rows together, used.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefitReport {
+    pub rows: usize,
+    pub features: usize,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,8 +125,56 @@ pub fn fit_tfidf(
         features: vocabulary.len(),
         seconds: started.elapsed().as_secs_f64(),
         tasks: reports,
+        refit: None,
     };
     (TfidfModel::new(config.clone(), vocabulary, heads), report)
+}
+
+/// Fits the companion again on `all` (the training rows and the held-out validation rows
+/// together), with no rows left to choose on: each task's regression takes the number of
+/// Adam steps the first fit kept and the first fit's share. The vocabulary and idf come
+/// from `all` too. `report.refit` says what it used.
+pub fn refit_tfidf(
+    config: &TfidfConfig,
+    tasks: &[TaskLabels],
+    all: &LabeledTexts,
+    first: &TfidfModel,
+    report: &mut TfidfReport,
+) -> TfidfModel {
+    let started = Instant::now();
+    let vocabulary = Vocabulary::fit(all.texts.iter().copied(), config);
+    let rows = vocabulary.rows(&all.texts, config);
+    let heads = tasks
+        .iter()
+        .zip(first.heads())
+        .enumerate()
+        .map(|(t, (task, first_head))| {
+            let picks = labeled(&all.targets[t]);
+            let steps = report.tasks.get(&task.name).map_or(0, |r| r.best_iteration);
+            let budget = TfidfConfig {
+                iterations: steps,
+                ..config.clone()
+            };
+            let fit = Regression {
+                config: &budget,
+                features: vocabulary.len(),
+                classes: task.labels.len(),
+            };
+            let truth: Vec<i64> = picks.iter().map(|&i| all.targets[t][i]).collect();
+            let (weight, bias, _) = fit.run(&rows.select(&picks), &truth, None);
+            TfidfHead {
+                weight,
+                bias,
+                mix: first_head.mix,
+            }
+        })
+        .collect();
+    report.refit = Some(RefitReport {
+        rows: all.texts.len(),
+        features: vocabulary.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    TfidfModel::new(config.clone(), vocabulary, heads)
 }
 
 fn labeled(targets: &[i64]) -> Vec<usize> {
@@ -351,6 +409,58 @@ mod tests {
         // A task without labels keeps zero weights: its companion says 50/50.
         let r: Vec<f32> = Vec::try_from(model.probabilities(&["x y"])[1].flatten(0, -1)).unwrap();
         assert_eq!(r, [0.5, 0.5]);
+    }
+
+    #[test]
+    fn a_refit_learns_from_the_held_out_rows_and_keeps_the_chosen_share_and_steps() {
+        let config = TfidfConfig {
+            iterations: 60,
+            ..Default::default()
+        };
+        let tasks = [TaskLabels::new("sentiment", &["positive", "negative"])];
+        let texts = vec![
+            "great flight thanks",
+            "lovely crew",
+            "late again awful",
+            "lost bag",
+        ];
+        let targets = vec![vec![0, 0, 1, 1]];
+        let train = LabeledTexts {
+            texts: texts.clone(),
+            targets: &targets,
+        };
+        // Words only the held-out rows have.
+        let held_out = vec!["bonus miles bonus", "refund refund now"];
+        let held_targets = vec![vec![0, 1]];
+        let valid = LabeledTexts {
+            texts: held_out.clone(),
+            targets: &held_targets,
+        };
+        let network = vec![Tensor::full([2, 2], 0.5, (Kind::Float, Device::Cpu))];
+        let (first, mut report) = fit_tfidf(&config, &tasks, &train, &valid, &network);
+        assert!(report.refit.is_none());
+        let all_targets = vec![vec![0, 0, 1, 1, 0, 1]];
+        let all = LabeledTexts {
+            texts: texts.iter().chain(&held_out).copied().collect(),
+            targets: &all_targets,
+        };
+        let refit = refit_tfidf(&config, &tasks, &all, &first, &mut report);
+        let r = report.refit.as_ref().expect("the refit is reported");
+        assert_eq!(r.rows, 6);
+        assert!(
+            r.features > report.features,
+            "{} vs {}",
+            r.features,
+            report.features
+        );
+        assert_eq!(refit.heads()[0].mix, first.heads()[0].mix);
+        let negative = |m: &TfidfModel| -> f32 {
+            let p: Vec<f32> =
+                Vec::try_from(m.probabilities(&["refund"])[0].flatten(0, -1)).unwrap();
+            p[1]
+        };
+        assert!(negative(&refit) > 0.5, "{}", negative(&refit));
+        assert!(negative(&refit) > negative(&first) + 0.05);
     }
 
     #[test]

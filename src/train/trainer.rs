@@ -12,7 +12,7 @@ use super::evaluate::{evaluate, score, EvalReport};
 use super::init::InitReport;
 use super::setup::{prepare, Prepared};
 use super::step::{step_loss, AssociationInput, StepInput};
-use super::tfidf_fit::{fit_tfidf, LabeledTexts, TfidfReport};
+use super::tfidf_fit::{fit_tfidf, refit_tfidf, LabeledTexts, TfidfReport};
 use crate::config::{Schedule, TrainConfig};
 use crate::data::{Dataset, TaskLabels};
 use crate::model::classifier::probabilities;
@@ -425,9 +425,21 @@ fn fit_companion(
         texts: run.valid_rows.iter().map(|e| e.text.as_str()).collect(),
         targets: &run.valid_enc.targets,
     };
-    let (model, report) = fit_tfidf(config, tasks, &train, &valid, &network);
+    let (model, mut report) = fit_tfidf(config, tasks, &train, &valid, &network);
+    // Scored before any refit: a refit has seen the validation rows.
     let mixed = model.mix(network, &valid.texts);
     let validation = score(&mixed, &run.valid_enc, tasks);
+    let model = if config.refit && run.valid_held_out {
+        let all = run.train_labels.iter().zip(&run.valid_enc.targets);
+        let targets: Vec<Vec<i64>> = all.map(|(t, v)| [t.as_slice(), v].concat()).collect();
+        let everything = LabeledTexts {
+            texts: train.texts.iter().chain(&valid.texts).copied().collect(),
+            targets: &targets,
+        };
+        refit_tfidf(config, tasks, &everything, &model, &mut report)
+    } else {
+        model
+    };
     Ok((Some((model, report)), validation))
 }
 
