@@ -72,34 +72,23 @@ pub fn fit_tfidf(
     let mut heads = Vec::new();
     let mut reports = BTreeMap::new();
     for (t, task) in tasks.iter().enumerate() {
-        let picks = labeled(&train.targets[t]);
         let valid_picks = labeled(&valid.targets[t]);
         let fit = Regression {
             config,
             features: vocabulary.len(),
             classes: task.labels.len(),
         };
-        let truth = |picks: &[usize], targets: &[i64]| -> Vec<i64> {
-            picks.iter().map(|&i| targets[i]).collect()
-        };
-        let valid_set = (!valid_picks.is_empty()).then(|| {
-            (
-                valid_rows.select(&valid_picks),
-                truth(&valid_picks, &valid.targets[t]),
-            )
-        });
-        let (weight, bias, best_iteration) = fit.run(
-            &train_rows.select(&picks),
-            &truth(&picks, &train.targets[t]),
-            valid_set.as_ref(),
-        );
+        let (task_rows, truth) = labeled_rows(&train_rows, &train.targets[t]);
+        let valid_set =
+            (!valid_picks.is_empty()).then(|| labeled_rows(&valid_rows, &valid.targets[t]));
+        let (weight, bias, best_iteration) = fit.run(&task_rows, &truth, valid_set.as_ref());
         let mut head = TfidfHead {
             weight,
             bias,
             mix: 0.5,
         };
         let mut report = TfidfTaskReport {
-            labeled_rows: picks.len(),
+            labeled_rows: truth.len(),
             best_iteration,
             valid_network: None,
             valid_tfidf: None,
@@ -149,7 +138,6 @@ pub fn refit_tfidf(
         .zip(first.heads())
         .enumerate()
         .map(|(t, (task, first_head))| {
-            let picks = labeled(&all.targets[t]);
             let steps = report.tasks.get(&task.name).map_or(0, |r| r.best_iteration);
             let budget = TfidfConfig {
                 iterations: steps,
@@ -160,8 +148,8 @@ pub fn refit_tfidf(
                 features: vocabulary.len(),
                 classes: task.labels.len(),
             };
-            let truth: Vec<i64> = picks.iter().map(|&i| all.targets[t][i]).collect();
-            let (weight, bias, _) = fit.run(&rows.select(&picks), &truth, None);
+            let (task_rows, truth) = labeled_rows(&rows, &all.targets[t]);
+            let (weight, bias, _) = fit.run(&task_rows, &truth, None);
             TfidfHead {
                 weight,
                 bias,
@@ -175,6 +163,13 @@ pub fn refit_tfidf(
         seconds: started.elapsed().as_secs_f64(),
     });
     TfidfModel::new(config.clone(), vocabulary, heads)
+}
+
+/// The rows of `rows` that have a class id in `targets`, with those ids.
+fn labeled_rows(rows: &SparseRows, targets: &[i64]) -> (SparseRows, Vec<i64>) {
+    let picks = labeled(targets);
+    let truth = picks.iter().map(|&i| targets[i]).collect();
+    (rows.select(&picks), truth)
 }
 
 fn labeled(targets: &[i64]) -> Vec<usize> {
@@ -412,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refit_learns_from_the_held_out_rows_and_keeps_the_chosen_share_and_steps() {
+    fn a_refit_learns_from_the_held_out_rows_and_keeps_the_chosen_share() {
         let config = TfidfConfig {
             iterations: 60,
             ..Default::default()
