@@ -80,8 +80,29 @@ struct Inner {
     active_version: String,
     /// Times the served version changed (promotion, rollback, following another replica).
     model_swaps: u64,
+    /// Texts the model read, by where they were prepared (see [`PreparedBy`]).
+    prepared: BTreeMap<PreparedBy, u64>,
     /// Training runs this process ran, by how they ended.
     training_runs: BTreeMap<RunState, u64>,
+}
+
+/// Where a batch's texts were tokenized and made into TF-IDF rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PreparedBy {
+    /// By the request, before it was queued (requests of several texts).
+    Request,
+    /// By the replica that scored them (single texts, and texts that another version
+    /// prepared before a swap).
+    Replica,
+}
+
+impl PreparedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            PreparedBy::Request => "request",
+            PreparedBy::Replica => "replica",
+        }
+    }
 }
 
 /// The service's metrics; cheap to share (`Arc`) and to update from any thread.
@@ -127,6 +148,11 @@ impl Metrics {
         g.inference_seconds
             .get_or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
             .observe(inference_seconds);
+    }
+
+    /// `texts` texts of a batch were prepared by `by`.
+    pub fn count_prepared(&self, by: PreparedBy, texts: usize) {
+        *self.lock().prepared.entry(by).or_default() += texts as u64;
     }
 
     /// One batch was committed: how long the write took and which labels it predicted.
@@ -231,6 +257,18 @@ impl Metrics {
         out.push_str("# HELP voc_model_swaps_total Times the served model version changed.\n");
         out.push_str("# TYPE voc_model_swaps_total counter\n");
         let _ = writeln!(out, "voc_model_swaps_total {}", g.model_swaps);
+        out.push_str(
+            "# HELP voc_texts_prepared_total Texts tokenized for the model, by where: the request before queueing, or the replica.\n",
+        );
+        out.push_str("# TYPE voc_texts_prepared_total counter\n");
+        for by in [PreparedBy::Request, PreparedBy::Replica] {
+            let n = g.prepared.get(&by).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "voc_texts_prepared_total{{by=\"{}\"}} {n}",
+                by.as_str()
+            );
+        }
         out.push_str(
             "# HELP voc_training_runs_total Training runs this process ran, by end state.\n",
         );

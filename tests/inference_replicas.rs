@@ -149,3 +149,46 @@ async fn the_queue_stays_bounded_with_two_idle_replicas(pool: sqlx::PgPool) {
         .unwrap();
     assert_eq!(stored, vec!["first in line".to_string()]);
 }
+
+/// The metrics page's count of texts prepared `by` (`request` or `replica`).
+async fn prepared(app: &axum::Router, by: &str) -> u64 {
+    let page = get(app, "/metrics").await.text;
+    let line = format!("voc_texts_prepared_total{{by=\"{by}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .unwrap_or_else(|| panic!("no {line} in /metrics"))
+        .parse()
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn a_request_of_several_texts_is_prepared_before_queueing_and_answers_as_single_texts_do(
+    pool: sqlx::PgPool,
+) {
+    let (app, _) = app_with_replicas(pool, 1, None).await;
+    let mut single = Vec::new();
+    for text in TEXTS {
+        let a = post_json(&app, "/classify", &json!({ "text": text })).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        single.push(tasks(&a.json));
+    }
+    assert_eq!(prepared(&app, "request").await, 0, "single texts");
+    assert_eq!(prepared(&app, "replica").await, TEXTS.len() as u64);
+
+    let items: Vec<Value> = TEXTS.iter().map(|t| json!({ "text": t })).collect();
+    let a = post_json(&app, "/classify", &json!({ "items": items })).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(prepared(&app, "request").await, TEXTS.len() as u64);
+    assert_eq!(prepared(&app, "replica").await, TEXTS.len() as u64);
+    let results = a.json["results"].as_array().expect("results");
+    assert_eq!(results.len(), TEXTS.len());
+    for (i, result) in results.iter().enumerate() {
+        let got = tasks(result);
+        for (task, want) in single[i].as_object().unwrap() {
+            assert_eq!(got[task]["label"], want["label"], "{}: {task}", TEXTS[i]);
+            let (g, w) = (&got[task]["confidence"], &want["confidence"]);
+            let close = (g.as_f64().unwrap() - w.as_f64().unwrap()).abs() < 1e-4;
+            assert!(close, "{}: {task} confidence {g} vs {w}", TEXTS[i]);
+        }
+    }
+}

@@ -115,6 +115,49 @@ fn a_replica_shares_the_loaded_weights_and_companion_and_answers_the_same() {
 }
 
 #[test]
+fn texts_prepared_on_another_thread_score_as_the_texts_do_and_another_versions_are_refused() {
+    let (_, dir) = trained();
+    let classifier = Classifier::load(dir, tch::Device::Cpu).unwrap();
+    // A long text too: the preparer reads the same first bytes the model always read.
+    let long = "my card was declined twice and nobody called me back. ".repeat(400);
+    let texts = [
+        "my card was declined twice",
+        "thank you so much, great service",
+        long.as_str(),
+    ];
+    let preparer = classifier.preparer().clone();
+    let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    let prepared = std::thread::spawn(move || {
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        preparer.prepare(&refs).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(prepared.version(), classifier.manifest().version);
+    let max_len = classifier.manifest().config.model.max_len;
+    assert_eq!(prepared.tokens(2).len(), max_len);
+    let scored = classifier.prepared_scores(&prepared).unwrap();
+    assert_eq!(
+        scored.into_predictions(),
+        classifier.predict(&texts).unwrap()
+    );
+
+    let tokenizer =
+        voc::model::tokenizer::TextTokenizer::load(&dir.join("tokenizer.json"), max_len).unwrap();
+    let other = voc::model::TextPreparer::new("v-other", tokenizer, None);
+    let err = classifier
+        .prepared_scores(&other.prepare(&texts).unwrap())
+        .err()
+        .expect("another version's prepared texts are refused");
+    let message = err.to_string();
+    assert!(message.contains("v-other"), "{message}");
+    assert!(
+        message.contains(&classifier.manifest().version),
+        "{message}"
+    );
+}
+
+#[test]
 fn list_versions_skips_temporary_and_foreign_folders() {
     let (store, dir) = trained();
     let scratch = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 use super::encoder::TokenBatch;
 use super::manifest::ModelManifest;
 use super::network::MultiTaskNet;
+use super::prepared::{PreparedBatch, TextPreparer};
 use super::version_dir::{load_version, LoadedVersion, ModelError};
 use crate::data::TaskLabels;
 use serde::Serialize;
@@ -61,14 +62,22 @@ pub struct Prediction {
 
 pub struct Classifier {
     version: LoadedVersion,
+    preparer: TextPreparer,
     device: Device,
 }
 
 impl Classifier {
     /// Loads and checks the version in `dir` (see [`load_version`]).
     pub fn load(dir: &Path, device: Device) -> Result<Classifier, ModelError> {
+        let version = load_version(dir, device)?;
+        let preparer = TextPreparer::new(
+            &version.manifest.version,
+            version.tokenizer.clone(),
+            version.tfidf.clone(),
+        );
         Ok(Classifier {
-            version: load_version(dir, device)?,
+            version,
+            preparer,
             device,
         })
     }
@@ -78,6 +87,7 @@ impl Classifier {
     pub fn replicate(&self) -> Classifier {
         Classifier {
             version: self.version.replicate(),
+            preparer: self.preparer.clone(),
             device: self.device,
         }
     }
@@ -128,14 +138,31 @@ impl Classifier {
         self.device
     }
 
+    /// What prepares texts for this version on any thread (see [`super::prepared`]).
+    pub fn preparer(&self) -> &TextPreparer {
+        &self.preparer
+    }
+
     /// Per-task `[texts, classes]` probabilities: the network's, averaged with the TF-IDF
     /// companion's when the version has one.
     pub fn probabilities(&self, texts: &[&str]) -> Result<Vec<Tensor>, ModelError> {
-        let rows = self.encode(texts)?;
-        let network = probabilities(&self.version.net, &rows, self.device);
-        Ok(match &self.version.tfidf {
-            Some(companion) => companion.mix(network, texts),
-            None => network,
+        self.prepared_probabilities(&self.preparer.prepare(texts)?)
+    }
+
+    /// [`Classifier::probabilities`] of texts prepared by this version; a batch another
+    /// version prepared is refused (its token ids mean other pieces here).
+    pub fn prepared_probabilities(&self, batch: &PreparedBatch) -> Result<Vec<Tensor>, ModelError> {
+        if batch.version() != self.preparer.version() {
+            return Err(ModelError::Input(format!(
+                "texts prepared by version {} given to version {}",
+                batch.version(),
+                self.preparer.version()
+            )));
+        }
+        let network = probabilities(&self.version.net, &batch.tokens, self.device);
+        Ok(match (&self.version.tfidf, &batch.tfidf) {
+            (Some(companion), Some(rows)) => companion.mix_rows(network, rows),
+            _ => network,
         })
     }
 
@@ -152,15 +179,21 @@ impl Classifier {
     /// Every text's probabilities as plain numbers, without building the answers: the
     /// model's part of `predict` (`bench/profile_batch.sh` times the two apart).
     pub fn scores(&self, texts: &[&str]) -> Result<Scores, ModelError> {
+        self.prepared_scores(&self.preparer.prepare(texts)?)
+    }
+
+    /// [`Classifier::scores`] of texts prepared by this version (see
+    /// [`Classifier::prepared_probabilities`]).
+    pub fn prepared_scores(&self, batch: &PreparedBatch) -> Result<Scores, ModelError> {
         let per_task = self
-            .probabilities(texts)?
+            .prepared_probabilities(batch)?
             .iter()
             .map(|p| Vec::<f32>::try_from(p.flatten(0, -1)))
             .collect::<Result<_, tch::TchError>>()?;
         Ok(Scores {
             tasks: self.version.manifest.tasks.clone(),
             per_task,
-            texts: texts.len(),
+            texts: batch.len(),
         })
     }
 }

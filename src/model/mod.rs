@@ -7,6 +7,7 @@ pub mod losses;
 pub mod manifest;
 pub mod network;
 pub mod ngram;
+pub mod prepared;
 pub mod sharing;
 pub mod tfidf;
 pub mod tokenizer;
@@ -15,6 +16,7 @@ pub mod version_dir;
 
 pub use classifier::{Classifier, Prediction, Scores, TaskPrediction};
 pub use manifest::ModelManifest;
+pub use prepared::{PreparedBatch, TextPreparer};
 pub use version_dir::{list_versions, load_version, read_manifest, ModelError};
 
 /// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available, else CPU).

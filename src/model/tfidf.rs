@@ -144,6 +144,14 @@ impl SparseRows {
         out
     }
 
+    /// Appends the rows of `more` after these.
+    pub fn extend(&mut self, more: &SparseRows) {
+        let shift = self.indices.len() as i64;
+        self.offsets.extend(more.offsets.iter().map(|o| o + shift));
+        self.indices.extend_from_slice(&more.indices);
+        self.weights.extend_from_slice(&more.weights);
+    }
+
     /// Where row `r` lies in `indices` and `weights`.
     pub fn span(&self, r: usize) -> std::ops::Range<usize> {
         let start = self.offsets[r] as usize;
@@ -335,16 +343,30 @@ impl TfidfModel {
         &self.heads
     }
 
+    /// Every text as one row of this companion's features.
+    pub fn rows(&self, texts: &[&str]) -> SparseRows {
+        self.vocabulary.rows(texts, &self.config)
+    }
+
     /// Per-task `[texts, classes]` probabilities of the companion alone.
     pub fn probabilities(&self, texts: &[&str]) -> Vec<Tensor> {
-        let rows = self.vocabulary.rows(texts, &self.config);
-        self.heads.iter().map(|h| h.probabilities(&rows)).collect()
+        self.row_probabilities(&self.rows(texts))
+    }
+
+    /// Per-task `[rows, classes]` probabilities of rows from [`TfidfModel::rows`].
+    pub fn row_probabilities(&self, rows: &SparseRows) -> Vec<Tensor> {
+        self.heads.iter().map(|h| h.probabilities(rows)).collect()
     }
 
     /// `(1 - mix) * network + mix * companion`, per task; `network` holds per-task
     /// `[texts, classes]` probabilities on the CPU.
     pub fn mix(&self, network: Vec<Tensor>, texts: &[&str]) -> Vec<Tensor> {
-        let own = self.probabilities(texts);
+        self.mix_rows(network, &self.rows(texts))
+    }
+
+    /// [`TfidfModel::mix`] of texts already made into rows.
+    pub fn mix_rows(&self, network: Vec<Tensor>, rows: &SparseRows) -> Vec<Tensor> {
+        let own = self.row_probabilities(rows);
         network
             .into_iter()
             .zip(own.iter().zip(&self.heads))

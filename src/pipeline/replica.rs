@@ -3,7 +3,8 @@
 
 use super::writer::{BatchWriter, ScoredJob};
 use super::{AliveFlag, Job, PipelineError};
-use crate::model::Classifier;
+use crate::metrics::PreparedBy;
+use crate::model::{Classifier, ModelError, PreparedBatch, Scores, TextPreparer};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -71,17 +72,22 @@ impl Replica {
 
     fn score(&self, batch: Vec<Job>) {
         // Requests whose client is gone are dropped before they cost model time.
-        let batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
+        let mut batch: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
         if batch.is_empty() {
             return;
         }
-        let max_len = self.classifier.manifest().config.model.max_len;
+        let parts = batch.iter_mut().map(|j| j.prepared.take()).collect();
         let texts: Vec<&str> = batch
             .iter()
-            .flat_map(|j| j.items.iter().map(|i| model_input(&i.text, max_len)))
+            .flat_map(|j| j.items.iter().map(|i| i.text.as_str()))
             .collect();
         let started = Instant::now();
-        let result = self.classifier.predict(&texts);
+        let result = serving_batch(parts, self.classifier.preparer(), &texts)
+            .and_then(|(prepared, by)| {
+                self.writer.metrics.count_prepared(by, texts.len());
+                self.classifier.prepared_scores(&prepared)
+            })
+            .map(Scores::into_predictions);
         let done = Instant::now();
         self.writer
             .metrics
@@ -122,41 +128,85 @@ impl Replica {
     }
 }
 
-/// Bytes of text the tokenizer is given per token the model reads.
-const BYTES_PER_TOKEN: usize = 64;
-
-/// The part of `text` the tokenizer sees: its first `max_len * 64` bytes, cut back to a
-/// character boundary. The model reads only the first `max_len` tokens, and a WordPiece token
-/// stands for a piece of one word (at most 100 characters, `max_input_chars_per_word`) plus
-/// the whitespace and punctuation before it, so ordinary text reaches `max_len` tokens long
-/// before the cut and the model sees the same tokens as with the whole text. Only text that
-/// averages more than 64 bytes a token (long runs of spaces, "words" of over 64 bytes, each
-/// one `[UNK]`) is read on its first `max_len * 64` bytes instead; either way the inference
-/// thread never tokenizes a megabyte to keep a few hundred tokens. The stored text is whole.
-pub(super) fn model_input(text: &str, max_len: usize) -> &str {
-    let limit = max_len.saturating_mul(BYTES_PER_TOKEN);
-    if text.len() <= limit {
-        return text;
+/// The batch to score with the version `serving` prepares for: the jobs' own prepared
+/// texts (done on their request tasks) when every job has them from this version, or
+/// `texts` prepared here, on the replica, when any job lacks them or was prepared by another
+/// version (a swap came in between).
+fn serving_batch(
+    parts: Vec<Option<PreparedBatch>>,
+    serving: &TextPreparer,
+    texts: &[&str],
+) -> Result<(PreparedBatch, PreparedBy), ModelError> {
+    let joined = parts
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .and_then(PreparedBatch::concat);
+    match joined {
+        Some(batch) if batch.version() == serving.version() && batch.len() == texts.len() => {
+            Ok((batch, PreparedBy::Request))
+        }
+        _ => Ok((serving.prepare(texts)?, PreparedBy::Replica)),
     }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]
 mod tests {
-    use super::model_input;
+    use super::serving_batch;
+    use crate::metrics::PreparedBy;
+    use crate::model::tokenizer::TextTokenizer;
+    use crate::model::TextPreparer;
+
+    const TEXTS: [&str; 3] = [
+        "my card has not arrived",
+        "the refund came through quickly",
+        "why was my card charged twice",
+    ];
+
+    fn preparer(version: &str, corpus: &[&str]) -> TextPreparer {
+        let tokenizer = TextTokenizer::train(corpus.iter().copied(), 200, 16).unwrap();
+        TextPreparer::new(version, tokenizer, None)
+    }
 
     #[test]
-    fn the_model_input_is_cut_at_a_char_boundary_after_max_len_times_64_bytes() {
-        let korean = "가".repeat(100_000);
-        let cut = model_input(&korean, 128);
-        assert_eq!(cut.len(), 128 * 64 - 2, "the last whole 3-byte character");
-        assert!(korean.starts_with(cut));
-        let ascii = "a".repeat(128 * 64 + 1);
-        assert_eq!(model_input(&ascii, 128).len(), 128 * 64);
-        assert_eq!(model_input("short text", 128), "short text");
+    fn the_requests_own_prepared_texts_are_scored_when_the_serving_version_made_them() {
+        let a = preparer("a", &TEXTS);
+        let mut first = a.prepare(&TEXTS[..1]).unwrap();
+        // Marked, to tell the request's ids from ids prepared again on the replica.
+        first.set_tokens(0, vec![1, 1, 1]);
+        let rest = a.prepare(&TEXTS[1..]).unwrap();
+        let (batch, by) = serving_batch(vec![Some(first), Some(rest)], &a, &TEXTS).unwrap();
+        assert_eq!(by, PreparedBy::Request);
+        assert_eq!(batch.version(), "a");
+        assert_eq!(batch.tokens(0), &[1, 1, 1], "the request's own ids");
+        assert_eq!(batch.tokens(2), a.prepare(&TEXTS[2..]).unwrap().tokens(0));
+    }
+
+    #[test]
+    fn texts_another_version_prepared_or_left_unprepared_are_prepared_again_by_the_serving_one() {
+        let a = preparer("a", &TEXTS);
+        let b = preparer("b", &["card card card refund", "twice twice arrived"]);
+        let again = b.prepare(&TEXTS).unwrap();
+        let old = a.prepare(&TEXTS).unwrap();
+        assert_ne!(
+            old.tokens(0),
+            again.tokens(0),
+            "the two vocabularies differ"
+        );
+        let cases = [
+            vec![Some(old.clone())],
+            vec![Some(b.prepare(&TEXTS[..1]).unwrap()), None],
+            vec![
+                Some(b.prepare(&TEXTS[..1]).unwrap()),
+                Some(a.prepare(&TEXTS[1..]).unwrap()),
+            ],
+        ];
+        for parts in cases {
+            let (batch, by) = serving_batch(parts, &b, &TEXTS).unwrap();
+            assert_eq!(by, PreparedBy::Replica);
+            assert_eq!(batch.version(), "b");
+            for i in 0..TEXTS.len() {
+                assert_eq!(batch.tokens(i), again.tokens(i), "text {i}");
+            }
+        }
     }
 }
