@@ -139,8 +139,14 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// One batch went through the model: its size and the time inference took.
-    pub fn observe_batch(&self, texts: usize, inference_seconds: f64) {
+    /// One batch went through the model: its size, the time inference took, and who
+    /// prepared its texts (`None` when preparing them failed).
+    pub fn observe_batch(
+        &self,
+        texts: usize,
+        inference_seconds: f64,
+        prepared_by: Option<PreparedBy>,
+    ) {
         let mut g = self.lock();
         g.batch_size
             .get_or_insert_with(|| Histogram::new(BATCH_BUCKETS))
@@ -148,11 +154,9 @@ impl Metrics {
         g.inference_seconds
             .get_or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
             .observe(inference_seconds);
-    }
-
-    /// `texts` texts of a batch were prepared by `by`.
-    pub fn count_prepared(&self, by: PreparedBy, texts: usize) {
-        *self.lock().prepared.entry(by).or_default() += texts as u64;
+        if let Some(by) = prepared_by {
+            *g.prepared.entry(by).or_default() += texts as u64;
+        }
     }
 
     /// One batch was committed: how long the write took and which labels it predicted.

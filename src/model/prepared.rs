@@ -66,8 +66,8 @@ impl PreparedBatch {
 
     /// Replaces the token ids of text `i`: for tests that tell whether a replica scored
     /// the prepared ids or prepared the text again.
-    #[doc(hidden)]
-    pub fn set_tokens(&mut self, i: usize, tokens: Vec<i64>) {
+    #[cfg(test)]
+    pub(crate) fn set_tokens(&mut self, i: usize, tokens: Vec<i64>) {
         self.tokens[i] = tokens;
     }
 

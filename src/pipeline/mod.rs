@@ -119,8 +119,9 @@ type Reply = oneshot::Sender<Result<Vec<Classified>, PipelineError>>;
 
 struct Job {
     items: Vec<TextToClassify>,
-    /// The items' texts prepared by the version active when the job was sent; `None` when
-    /// that failed (the replica then prepares them and reports what went wrong).
+    /// The items' texts prepared by the version active when the job was sent; `None` for a
+    /// request of fewer than `PREPARE_AHEAD_TEXTS` texts, or when preparing failed (the
+    /// replica then prepares them itself and reports what went wrong).
     prepared: Option<PreparedBatch>,
     enqueued: Instant,
     reply: Reply,

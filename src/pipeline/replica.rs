@@ -82,16 +82,15 @@ impl Replica {
             .flat_map(|j| j.items.iter().map(|i| i.text.as_str()))
             .collect();
         let started = Instant::now();
-        let result = serving_batch(parts, self.classifier.preparer(), &texts)
-            .and_then(|(prepared, by)| {
-                self.writer.metrics.count_prepared(by, texts.len());
-                self.classifier.prepared_scores(&prepared)
-            })
+        let prepared = serving_batch(parts, self.classifier.preparer(), &texts);
+        let prepared_by = prepared.as_ref().ok().map(|(_, by)| *by);
+        let result = prepared
+            .and_then(|(batch, _)| self.classifier.prepared_scores(&batch))
             .map(Scores::into_predictions);
         let done = Instant::now();
         self.writer
             .metrics
-            .observe_batch(texts.len(), (done - started).as_secs_f64());
+            .observe_batch(texts.len(), (done - started).as_secs_f64(), prepared_by);
         let predictions = match result {
             Ok(p) => p,
             Err(e) => {
